@@ -1,0 +1,72 @@
+"""Start or join the Ray cluster, with token auth on and the dashboard on localhost."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import ray
+
+from cluster.paths import PROJECT_ROOT, set_build_env
+from cluster.ray_auth import enable_token_auth
+from cluster.ray_config import RayConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RayHandle:
+    """What the driver needs to know about the cluster it is connected to."""
+
+    dashboard_url: str | None
+    """http://host:port of the dashboard, or None when it is not running."""
+    embedded: bool
+    """True when this process started the cluster (and should shut it down)."""
+
+
+def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
+    """Connect to (or start) the cluster described by ``cfg``.
+
+    Token auth stays on: an embedded cluster gets the project-local token (created on first
+    use); joining an existing cluster needs its token (file or ``$RAY_AUTH_TOKEN``).
+    """
+    set_build_env()
+    embedded = cfg.address is None
+    enable_token_auth(cfg.auth_token_path, create=embedded)
+    if ray.is_initialized():
+        ray.shutdown()
+    env = {"env_vars": _worker_env()} | (runtime_env or {})
+    if embedded:
+        ctx = ray.init(
+            num_cpus=cfg.num_cpus,
+            num_gpus=cfg.num_gpus,
+            include_dashboard=cfg.include_dashboard,
+            dashboard_host=cfg.dashboard_host,
+            dashboard_port=cfg.dashboard_port,
+            namespace=cfg.namespace,
+            object_store_memory=(
+                cfg.object_store_memory_mb * 2**20 if cfg.object_store_memory_mb else None
+            ),
+            runtime_env=env,
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+        )
+    else:
+        ctx = ray.init(address=cfg.address, namespace=cfg.namespace, runtime_env=env)
+    url = ctx.dashboard_url
+    if url and not url.startswith("http"):
+        url = f"http://{url}"
+    return RayHandle(dashboard_url=url or None, embedded=embedded)
+
+
+def _worker_env() -> dict[str, str]:
+    """Environment every actor gets: the project on the path, caches local, hub offline."""
+    import os
+
+    keys = ("TORCH_EXTENSIONS_DIR", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+            "VERIRAY_CACHE")
+    env = {k: os.environ[k] for k in keys if k in os.environ}
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
+    return env
