@@ -43,7 +43,7 @@ def read_token(path: str | Path | None = None) -> str:
     """The token text: ``$RAY_AUTH_TOKEN`` if set, else the token file's contents."""
     if os.environ.get(TOKEN_ENV):
         return os.environ[TOKEN_ENV].strip()
-    token_path = Path(path) if path else Path(os.environ.get(TOKEN_PATH_ENV) or default_token_path())
+    token_path = Path(path or os.environ.get(TOKEN_PATH_ENV) or default_token_path())
     if not token_path.is_file():
         raise FileNotFoundError(
             f"Ray auth token file {token_path} does not exist: start the cluster with "

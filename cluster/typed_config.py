@@ -9,11 +9,12 @@ It imports nothing heavy (no torch, ray or vllm) so that configs load anywhere.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import inspect
+import itertools
 import textwrap
 import types
-import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -55,14 +56,13 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             if type(None) in args:
                 return None
             raise ConfigError(f"{path}: null is not allowed; expected {_type_name(tp)}")
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _convert(value, arg, path)
-            except ConfigError as err:
-                errors.append(str(err))
+            except ConfigError:
+                continue
         raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
@@ -131,10 +131,9 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "") -> T:
         kwargs[key] = _convert(value, hints[key], f"{prefix}{key}")
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
     except (ValueError, TypeError) as err:
-        # __post_init__ checks name the field relative to their own class; add our path.
+        # Nested sections were built (and checked) above, so this error comes from this class's
+        # own __post_init__, which names the field relative to the class: add our path.
         raise ConfigError(f"{prefix}{err}") from err
 
 
@@ -163,10 +162,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from err
     # YAML 1.1 reads "1e-6" as a string; accept what people type for numbers.
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value) if any(c in value for c in ".eE") else int(value)
-        except ValueError:
-            pass
     return parts, value
 
 
@@ -224,7 +221,7 @@ def field_docs(cls: type) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
-        for node, nxt in zip(body, body[1:]):
+        for node, nxt in itertools.pairwise(body):
             if (
                 isinstance(node, ast.AnnAssign)
                 and isinstance(node.target, ast.Name)

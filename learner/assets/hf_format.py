@@ -23,7 +23,7 @@ def write_llava_for_vllm(folder: str | Path) -> int:
         tensors = {}
         with safe_open(str(shard), framework="pt") as f:
             metadata = f.metadata() or {}
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
                 new_key = key
                 if key.startswith(_VISION_PREFIX) and not key.startswith(
                     _VISION_PREFIX + _CLIP_INNER

@@ -20,7 +20,7 @@ from transformers import (
     LlavaProcessor,
 )
 
-from learner.assets.chat import CHAT_TEMPLATE, IMAGE_TOKEN, IM_END
+from learner.assets.chat import CHAT_TEMPLATE, IM_END, IMAGE_TOKEN
 from learner.assets.corpus import task_corpus
 from learner.assets.hf_format import write_llava_for_vllm
 from learner.assets.tokenizer import train_byte_bpe

@@ -1,0 +1,138 @@
+"""Throughput of the V-IRL pieces a rollout worker runs on CPU.
+
+Reports (all single-process, single-thread):
+  verifier/checks_per_s        verify() on a realistic mix (expert, wrong, prose, hostile)
+  env/steps_per_s_text         text-mode steps with expert answers (resets included)
+  env/steps_per_s_image        image-mode steps (2x2 grid of new views at every step)
+  render/views_per_s           single street views at new (point, heading) pairs
+  city/generate_seconds        generating the default 1,000-route New York (cold)
+
+Usage (from the repository root; the results folder is created if missing):
+  python -m benchmarks.bench_virl [--out benchmarks/results/virl.json] [--view-size 224]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from envs.virl.city import generate_city
+from envs.virl.config import VirlConfig
+from envs.virl.env import VirlEnv
+from envs.virl.oracle import expert_answer
+from envs.virl.render import route_view
+from envs.virl.styles import STYLES
+from verifier.virl import VirlVerifier
+
+DEFAULT_OUT = Path("benchmarks/results/virl.json")
+
+
+def _rate(n: int, fn: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - start)
+
+
+def _task_states(n: int) -> list[tuple[dict, str]]:
+    """(task_state, expert answer) pairs from real episodes."""
+    env = VirlEnv({"num_routes": 200})
+    out: list[tuple[dict, str]] = []
+    seed = 0
+    while len(out) < n:
+        _, info = env.reset(seed=seed)
+        seed += 1
+        done = False
+        while not done and len(out) < n:
+            state = info["task_state"]
+            answer = expert_answer(env.route, env.oracle[state["step_index"]], "absolute")
+            out.append((state, answer))
+            _, _, done, _, info = env.step(answer)
+    return out
+
+
+def bench_verifier(n_states: int = 200) -> float:
+    verifier = VirlVerifier()
+    replies = []
+    for state, answer in _task_states(n_states):
+        replies += [
+            (state, answer),
+            (state, '{"current observation": "none", "action": "turn_direction(left)"}'),
+            (state, "I think I should walk forward now."),
+            (state, "```json\n{'current observation': 'x', 'action': 'Stop()',}\n```"),
+            (state, "[" * 5000),
+        ]
+
+    def run() -> None:
+        for state, reply in replies:
+            verifier.verify(state, reply)
+
+    return _rate(len(replies), run)
+
+
+def bench_env(mode: str, n_steps: int, view_size: int) -> float:
+    env = VirlEnv(VirlConfig(observation_mode=mode, view_size=view_size, num_routes=200))
+
+    def run() -> None:
+        _, info = env.reset(seed=0)
+        episode = 0
+        for _ in range(n_steps):
+            step = env.oracle[info["task_state"]["step_index"]]
+            _, _, done, _, info = env.step(expert_answer(env.route, step, "absolute"))
+            if done:
+                episode += 1
+                _, info = env.reset(seed=episode)
+
+    return _rate(n_steps, run)
+
+
+def bench_render(n_views: int, view_size: int) -> float:
+    routes = generate_city("new_york", 0, 1000).routes
+    style = STYLES["new_york"]
+
+    def run() -> None:
+        for k in range(n_views):
+            route = routes[k % len(routes)]
+            route_view(route, style, k % route.num_points, (k * 37.0) % 360.0, view_size)
+
+    return _rate(n_views, run)
+
+
+def bench_generate() -> float:
+    start = time.perf_counter()
+    generate_city.__wrapped__("new_york", 12345, 1000)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
+    parser.add_argument("--view-size", type=int, default=224, help="pixels per street view")
+    args = parser.parse_args()
+    results = {
+        "verifier/checks_per_s": bench_verifier(),
+        "env/steps_per_s_text": bench_env("text", 2000, args.view_size),
+        "env/steps_per_s_image": bench_env("image", 300, args.view_size),
+        "render/views_per_s": bench_render(400, args.view_size),
+        "city/generate_seconds": bench_generate(),
+    }
+    report = {
+        "benchmark": "virl",
+        "view_size": args.view_size,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "results": {k: round(v, 3) for k, v in results.items()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for name, value in report["results"].items():
+        print(f"{name:28s} {value:>12,.3f}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

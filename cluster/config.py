@@ -1,0 +1,86 @@
+"""The experiment config: one section per component, loaded from YAML plus overrides.
+
+``load_experiment("configs/cpu/quick.yaml", ["learner.lr=1e-6"])`` returns a checked
+ExperimentConfig or raises ConfigError naming the dotted field. This module and the component
+configs it composes import no torch, ray or vllm, so configs load and validate anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cluster.ray_config import RayConfig
+from cluster.typed_config import check, load
+from envs.generalpoints.config import GeneralPointsConfig
+from envs.virl.config import VirlConfig
+from learner.config import LearnerConfig
+from rollout.config import RolloutConfig
+
+
+@dataclass
+class ModelConfig:
+    """The policy model."""
+
+    name: str = "tiny-lm"
+    """A model asset (tiny-lm, tiny-vlm, smollm2-135m; see `veriray models list`) or a path
+    to a Hugging Face checkpoint folder."""
+    multimodal: bool = False
+    """True for vision-language models (image observations are passed to the model)."""
+
+
+@dataclass
+class TaskConfig:
+    """Which task family to train and evaluate on, and its parameters."""
+
+    family: Literal["generalpoints", "virl"] = "generalpoints"
+    """Task family: GeneralPoints (card arithmetic) or V-IRL (street navigation)."""
+    generalpoints: GeneralPointsConfig = field(default_factory=GeneralPointsConfig)
+    """GeneralPoints parameters (used when family is generalpoints)."""
+    virl: VirlConfig = field(default_factory=VirlConfig)
+    """V-IRL parameters (used when family is virl)."""
+
+    @property
+    def active(self) -> GeneralPointsConfig | VirlConfig:
+        """The config of the selected family."""
+        return getattr(self, self.family)
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment: model, task, cluster, rollout and learner settings."""
+
+    name: str = "experiment"
+    """Run name; outputs go to <output_dir>/<name>."""
+    seed: int = 0
+    """Global seed (task dealing, sampling, init)."""
+    output_dir: str = "runs"
+    """Folder for run outputs (reports, checkpoints, trajectories)."""
+    episodes: int = 32
+    """Episodes per evaluation suite in the current main job."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The policy model."""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    """The task."""
+    ray: RayConfig = field(default_factory=RayConfig)
+    """The Ray cluster."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """Rollout workers and engines."""
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    """DeepSpeed learner group."""
+
+    def __post_init__(self) -> None:
+        check(bool(self.name) and "/" not in self.name, "name", "must be a non-empty file name")
+        check(self.episodes >= 1, "episodes", f"must be >= 1, got {self.episodes}")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+def load_experiment(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> ExperimentConfig:
+    """Load and check an experiment config (YAML file and/or dotted overrides)."""
+    return load(ExperimentConfig, path, overrides)

@@ -1,0 +1,107 @@
+"""The task families behind one small interface, so the rollout and evaluation code never
+branches on the family name.
+
+A family knows how to build its env from a config dict, which held-out episodes each
+evaluation suite plays (as ``env.reset`` options), and when an episode counts as a success.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    name: str
+    make_env: Callable[[dict[str, Any]], gym.Env]
+    """Config dict -> env."""
+    eval_reset_options: Callable[[dict[str, Any], int, int], list[dict[str, Any]]]
+    """(config dict, n, seed) -> reset options of n held-out episodes."""
+    suites: Callable[[dict[str, Any]], dict[str, dict[str, Any]]]
+    """Training config dict -> {suite name: config dict} (ID first, then the OOD variants)."""
+    episode_success: Callable[[dict[str, Any]], bool]
+    """Final step's info -> whether the episode succeeded."""
+
+
+def _gp_env(config: dict[str, Any]) -> gym.Env:
+    from envs.generalpoints.env import GeneralPointsEnv
+
+    return GeneralPointsEnv(config)
+
+
+def _gp_eval(config: dict[str, Any], n: int, seed: int) -> list[dict[str, Any]]:
+    from envs.generalpoints.config import GeneralPointsConfig
+    from envs.generalpoints.deal import eval_tasks
+
+    cfg = GeneralPointsConfig.from_dict(config)
+    return [{"task_state": t.to_dict()} for t in eval_tasks(cfg, n, seed=seed)]
+
+
+def _gp_suites(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    other_rule = "ordinal" if config["face_card_rule"] == "ten" else "ten"
+    out = {
+        "in_distribution": config | {"split": "eval"},
+        "ood_rule": config | {"split": "eval", "face_card_rule": other_rule},
+    }
+    if config["observation_mode"] == "image":
+        # The study's visual shift: train on black suits, test on red.
+        out["ood_visual"] = config | {"split": "eval", "suit_color": "red"}
+    return out
+
+
+def _virl_env(config: dict[str, Any]) -> gym.Env:
+    from envs.virl.env import VirlEnv
+
+    return VirlEnv(config)
+
+
+def _virl_eval(config: dict[str, Any], n: int, seed: int) -> list[dict[str, Any]]:
+    from envs.virl.pools import eval_tasks
+
+    del seed  # the held-out route list is fixed by the config's split seeds
+    return eval_tasks(config, n)
+
+
+def _virl_suites(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    other = "relative" if config["action_space"] == "absolute" else "absolute"
+    out = {
+        "in_distribution": config | {"split": "eval"},
+        "ood_rule": config | {"split": "eval", "action_space": other},
+    }
+    if config["observation_mode"] == "image":
+        out["ood_visual"] = config | {"split": "vln_mini"}
+    return out
+
+
+FAMILIES: dict[str, TaskFamily] = {
+    "generalpoints": TaskFamily(
+        "generalpoints",
+        _gp_env,
+        _gp_eval,
+        _gp_suites,
+        lambda info: bool(info.get("verdict", {}).get("success", False)),
+    ),
+    "virl": TaskFamily(
+        "virl",
+        _virl_env,
+        _virl_eval,
+        _virl_suites,
+        lambda info: bool(info.get("metrics", {}).get("route_success", False)),
+    ),
+}
+
+
+def family(name: str) -> TaskFamily:
+    if name not in FAMILIES:
+        raise ValueError(f"task family {name!r} is not one of {sorted(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A task config dataclass as the plain dict the families take."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,172 @@
+"""Typed configuration of the GeneralPoints task family.
+
+One dataclass describes every variant the paper uses (text or image observation, the 10-rule
+or the ordinal face-card rule, black or red suits) and the scaled-down ones a CPU demo needs
+(2 cards, a per-hand target). Variants are values of this config, never subclasses.
+
+This module imports only the standard library so it loads anywhere (no torch, ray, PIL).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+FACE_CARD_RULES = ("ten", "ordinal")
+SUIT_COLORS = ("black", "red", "mixed")
+OBSERVATION_MODES = ("text", "image")
+SPLITS = ("train", "eval")
+TARGET_MODES = ("fixed", "one_op")
+
+MIN_CARDS = 2
+# Exact enumeration of all hands is cheap up to 4 cards; 5 cards costs a one-off ~30 s and a few
+# hundred MB of memoized value sets, and 6 would not fit, so the family stops at 5.
+MAX_CARDS = 5
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}: {value!r} is not one of {list(allowed)}")
+
+
+def _check_int(name: str, value: object, lo: int | None = None, hi: int | None = None) -> None:
+    # bool is an int subclass; True as a card count is a config bug, not a 1.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name}: {value!r} is not an integer")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{name}: {value!r} is not in [{lo}, {hi}]")
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: {value!r} is not one of [True, False]")
+
+
+@dataclass(frozen=True)
+class RewardTable:
+    """Per-response rewards; defaults are the paper's GeneralPoints table."""
+
+    correct: float = 5.0
+    """A legal formula that uses every card number once and equals the target."""
+    wrong_value: float = -1.0
+    """A legal formula with the right numbers whose value is not the target."""
+    wrong_numbers: float = -2.0
+    """The formula (or the "number" field) does not use each card's number exactly once."""
+    illegal_formula: float = -3.0
+    """No parsable answer, or a formula that is not + - * / over integers (or divides by 0)."""
+    wrong_cards: float = -1.5
+    """Image mode: the "cards" field does not name the ranks shown."""
+    budget_exceeded: float = -1.0
+    """Added to the last turn's reward when all `viter` attempts failed (episode-level event)."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value):
+                raise ValueError(f"rewards.{f.name}: {value!r} is not a finite number")
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RewardTable:
+        _reject_unknown("rewards", cls, data)
+        return cls(**data)
+
+
+def _reject_unknown(prefix: str, cls: type, data: dict[str, Any]) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{prefix}: unknown field(s) {unknown}; allowed: {sorted(known)}")
+
+
+@dataclass(frozen=True)
+class GeneralPointsConfig:
+    """Everything that defines one GeneralPoints variant (hands, rule, rendering, rewards)."""
+
+    num_cards: int = 4
+    """Cards per hand. The paper uses 4; the CPU-scale demo uses 2 with target_mode="one_op"."""
+    target: int = 24
+    """The value the formula must reach when target_mode is "fixed"."""
+    target_mode: str = "fixed"
+    """ "fixed": every hand targets `target` and only solvable hands are dealt. "one_op": each
+    hand's target is the value of the cards combined by one random operation per step (+, -, *
+    or an exact /, non-negative integer results), so every hand is solvable; `target` is unused.
+    """
+    face_card_rule: str = "ten"
+    """ "ten": J, Q, K count as 10 (training rule). "ordinal": J=11, Q=12, K=13 (OOD rule)."""
+    suit_color: str = "black"
+    """Suits dealt: "black" (spades, clubs; training), "red" (hearts, diamonds; visual OOD),
+    or "mixed" (all four)."""
+    observation_mode: str = "text"
+    """ "text": cards listed in the prompt (GP-L). "image": cards shown in an image (GP-VL), and
+    the answer's "cards" field is checked (recognition)."""
+    viter: int = 5
+    """Verification budget: attempts per episode (the paper's VIter). 1 means single-turn."""
+    rewards: RewardTable = field(default_factory=RewardTable)
+    """Reward table; see RewardTable."""
+    stack_penalties: bool = False
+    """False: a failed response gets the single most severe penalty among the failed checks.
+    True: the penalties of all failed checks are summed (the reference code's behaviour)."""
+    split: str = "train"
+    """Which side of the held-out split to deal from: "train" or "eval"."""
+    heldout_fraction: float = 0.2
+    """Share of the distinct number multisets (see envs.generalpoints.deal) held out for eval."""
+    split_seed: int = 0
+    """Seed of the train/eval split; the split is a pure function of it and the task fields."""
+    ood_face_cards_only: bool = True
+    """Under the "ordinal" rule, deal only hands with at least one J, Q or K (the paper's OOD
+    protocol), so every OOD hand is one the rule change actually affects."""
+    image_size: int = 336
+    """Side of the square table image in pixels (image mode and rgb_array rendering)."""
+    max_response_chars: int = 8192
+    """max_length of the gymnasium Text action space (the verifier reads the last 8,000)."""
+
+    def __post_init__(self) -> None:
+        _check_int("num_cards", self.num_cards, MIN_CARDS, MAX_CARDS)
+        _check_int("target", self.target, -(10**6), 10**6)
+        _check_choice("target_mode", self.target_mode, TARGET_MODES)
+        _check_choice("face_card_rule", self.face_card_rule, FACE_CARD_RULES)
+        _check_choice("suit_color", self.suit_color, SUIT_COLORS)
+        _check_choice("observation_mode", self.observation_mode, OBSERVATION_MODES)
+        _check_int("viter", self.viter, 1, 1000)
+        if not isinstance(self.rewards, RewardTable):
+            raise ValueError(f"rewards: {self.rewards!r} is not a RewardTable")
+        _check_bool("stack_penalties", self.stack_penalties)
+        _check_choice("split", self.split, SPLITS)
+        frac = self.heldout_fraction
+        if isinstance(frac, bool) or not isinstance(frac, int | float) or not 0 <= frac < 1:
+            raise ValueError(f"heldout_fraction: {frac!r} is not a number in [0, 1)")
+        if self.split == "eval" and frac == 0:
+            raise ValueError("heldout_fraction: 0 leaves nothing to deal for split='eval'")
+        _check_int("split_seed", self.split_seed, 0, None)
+        _check_bool("ood_face_cards_only", self.ood_face_cards_only)
+        _check_int("image_size", self.image_size, 64, 2048)
+        _check_int("max_response_chars", self.max_response_chars, 64, 1_000_000)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GeneralPointsConfig:
+        """Build from a plain dict (e.g. parsed YAML); unknown keys are an error, not ignored."""
+        _reject_unknown("GeneralPointsConfig", cls, data)
+        data = dict(data)
+        if isinstance(data.get("rewards"), dict):
+            data["rewards"] = RewardTable.from_dict(data["rewards"])
+        return cls(**data)
+
+    @classmethod
+    def coerce(cls, config: GeneralPointsConfig | dict[str, Any] | None) -> GeneralPointsConfig:
+        """Accept a config, a dict of its fields, or None (defaults)."""
+        if config is None:
+            return cls()
+        if isinstance(config, cls):
+            return config
+        if isinstance(config, dict):
+            return cls.from_dict(config)
+        raise TypeError(f"expected GeneralPointsConfig, dict or None, got {type(config).__name__}")

@@ -1,0 +1,73 @@
+"""Every sentence the GeneralPoints task says to the model: the first user turn and feedback.
+
+All text is printable ASCII so it fits the env's Text observation space. The OOD rule is worded
+one card per line, K first, so the right value is never simply "the first number listed".
+"""
+
+from __future__ import annotations
+
+from envs.generalpoints.cards import GeneralPointsTask
+
+_COUNT_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
+
+ANSWER_SCHEMA = '{"cards": [...], "number": [...], "formula": "..."}'
+
+_RULE_LINES = {
+    "ten": ["J, Q and K each count as 10."],
+    "ordinal": ["K counts as 13.", "Q counts as 12.", "J counts as 11."],
+}
+
+
+def rule_lines(rule: str) -> list[str]:
+    """The rule, one line per statement (ace and number cards first, then face cards)."""
+    return ["A counts as 1.", "2 to 10 count as their face value.", *_RULE_LINES[rule]]
+
+
+def initial_prompt(task: GeneralPointsTask, observation_mode: str) -> str:
+    """The first user turn of an episode."""
+    n = len(task.cards)
+    count = _COUNT_WORDS.get(n, str(n))
+    if observation_mode == "image":
+        shown = f"The image shows {count} playing cards on a table."
+        cards_hint = "the ranks of the cards you see, left to right"
+    else:
+        shown = f"You have {count} playing cards: {', '.join(task.ranks)}."
+        cards_hint = "the ranks of your cards, in the order given"
+    rules = "\n".join(f"- {line}" for line in rule_lines(task.face_card_rule))
+    return (
+        f"You are playing a card game. {shown}\n\n"
+        f"Each card counts as a number:\n{rules}\n\n"
+        f"Write one formula that uses each card's number exactly once, with only +, -, *, / "
+        f"and parentheses, whose value is exactly {task.target}. "
+        f"Intermediate results may be fractions.\n\n"
+        f"End your reply with a JSON object of this form:\n{ANSWER_SCHEMA}\n"
+        f'where "cards" lists {cards_hint} (like "A", "10", "K"), "number" lists the number '
+        f'each card counts as, in the same order, and "formula" is your formula.'
+    )
+
+
+# Reasons a response failed, in the order the verifier reports them. Texts never quote the
+# model's own output (it may hold characters outside the observation charset).
+REASONS = {
+    "parse_error": 'your reply does not end with a JSON object that has a "formula" field',
+    "illegal_formula": "your formula is not legal ({detail})",
+    "wrong_cards": "the cards in your answer are not the cards shown in the image",
+    "wrong_numbers": "your formula does not use each card's number exactly once",
+    "wrong_number_field": 'the "number" field does not list what the cards count as',
+    "wrong_value": "your formula evaluates to {value}, not {target}",
+}
+
+
+def failure_feedback(reasons: list[str]) -> str:
+    """The next user turn after a failed attempt."""
+    joined = "; ".join(reasons) if reasons else "your answer is not correct"
+    return (
+        f"You failed this trial because {joined}. "
+        f"Try again and end your reply with a corrected JSON object."
+    )
+
+
+def budget_feedback(feedback: str, viter: int) -> str:
+    """Feedback for the last failed attempt, when the verification budget is spent."""
+    first = feedback.split(" Try again", 1)[0]
+    return f"{first} You have used all {viter} attempts."

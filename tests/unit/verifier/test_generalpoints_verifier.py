@@ -1,0 +1,225 @@
+"""GeneralPoints verifier: reward table, penalty combination, tolerant parsing, hostile input."""
+
+import json
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from envs.generalpoints.cards import Card, GeneralPointsTask, make_task
+from envs.generalpoints.config import GeneralPointsConfig, RewardTable
+from verifier.base import Verdict
+from verifier.generalpoints import CATEGORIES, GeneralPointsVerifier, normalize_formula
+
+TASK = make_task(["8", "3", "8", "3"])  # 10-rule, target 24
+FACE_TASK = GeneralPointsTask(
+    (Card("K", "hearts"), Card("Q", "diamonds"), Card("2", "hearts"), Card("2", "diamonds")),
+    24,
+    "ordinal",
+)  # numbers 13, 12, 2, 2
+
+
+def answer(formula, cards=("8", "3", "8", "3"), number=(8, 3, 8, 3)) -> str:
+    data = {"formula": formula}
+    if cards is not None:
+        data = {"cards": list(cards), **data}
+    if number is not None:
+        data = {"number": list(number), **data}
+    return json.dumps(data)
+
+
+TEXT = GeneralPointsVerifier()
+IMAGE = GeneralPointsVerifier({"observation_mode": "image"})
+
+
+@pytest.mark.parametrize(
+    ("verifier", "response", "reward", "error"),
+    [
+        (TEXT, answer("8/(3-8/3)"), 5.0, "none"),
+        (TEXT, answer("8+3+8+3"), -1.0, "wrong_value"),
+        (TEXT, answer("8*3"), -2.0, "wrong_numbers"),
+        (TEXT, answer("8*3*8/8"), -2.0, "wrong_numbers"),  # right value, wrong numbers
+        (TEXT, answer("8/(3-8/3)", number=(10, 3, 8, 3)), -2.0, "wrong_numbers"),
+        (TEXT, answer("8^3"), -3.0, "illegal_formula"),
+        (TEXT, answer("8/(3-3)+8"), -3.0, "illegal_formula"),
+        (TEXT, "24", -3.0, "parse_error"),
+        (TEXT, answer("8/(3-8/3)", cards=("K", "K", "K", "K")), 5.0, "none"),  # text: unchecked
+        (IMAGE, answer("8/(3-8/3)", cards=("K", "3", "8", "3")), -1.5, "wrong_cards"),
+        (IMAGE, answer("8/(3-8/3)", cards=None), -1.5, "wrong_cards"),
+        (IMAGE, answer("8/(3-8/3)", cards=("3", "8", "3", "8")), 5.0, "none"),  # order free
+    ],
+)
+def test_reward_table(verifier, response, reward, error):
+    verdict = verifier.verify(TASK, response)
+    assert isinstance(verdict, Verdict)
+    assert verdict.reward == reward
+    assert verdict.fields["error"] == error
+    assert verdict.success == (error == "none")
+    assert (verdict.feedback == "") == verdict.success
+    json.dumps(verdict.to_dict())  # JSON-able
+
+
+def test_penalties_do_not_stack_by_default_but_can():
+    # Wrong cards (-1.5), wrong numbers (-2) and wrong value (-1) at once.
+    bad = answer("8+3+8", cards=("K", "3", "8", "3"))
+    verdict = IMAGE.verify(TASK, bad)
+    assert verdict.fields["errors"] == "wrong_cards,wrong_numbers,wrong_value"
+    assert verdict.reward == -2.0 and verdict.fields["error"] == "wrong_numbers"
+    stacking = GeneralPointsVerifier({"observation_mode": "image", "stack_penalties": True})
+    assert stacking.verify(TASK, bad).reward == -4.5
+    # Illegal formula and wrong cards: -3 alone, -4.5 stacked.
+    illegal = answer("8**3", cards=None)
+    assert IMAGE.verify(TASK, illegal).reward == -3.0
+    assert stacking.verify(TASK, illegal).reward == -4.5
+
+
+def test_more_faults_never_score_higher_without_stacking():
+    # Monotonicity: adding a fault to an answer never raises its reward.
+    one = IMAGE.verify(TASK, answer("8*3*8/8")).reward  # wrong numbers
+    two = IMAGE.verify(TASK, answer("8*3*8/8", cards=("A",))).reward  # + wrong cards
+    assert two <= one
+
+
+def test_custom_reward_table():
+    cfg = GeneralPointsConfig(rewards=RewardTable(correct=1.0, wrong_value=-0.25))
+    verifier = GeneralPointsVerifier(cfg)
+    assert verifier.verify(TASK, answer("8/(3-8/3)")).reward == 1.0
+    assert verifier.verify(TASK, answer("8+3+8+3")).reward == -0.25
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        '{"cards": ["8","3","8","3"], "number": [8,3,8,3], "formula": "8/(3-8/3)"}',
+        "{'cards': ['8','3','8','3'], 'number': [8,3,8,3], 'formula': '8 / ( 3 - 8 / 3 )'}",
+        '{"cards": ["8","3","8","3",], "number": [8,3,8,3,], "formula": "8/(3-8/3)",}',
+        '{"formula": "8/(3-8/3) = 24"}',
+        '{"formula": "24 = 8/(3-8/3)"}',
+        '{"formula": "8 \u00f7 (3 \u2212 8 \u00f7 3)"}',
+        '{"formula": "`8/(3-8/3)`."}',
+        'Let me think. 8/3 is 2.67...\n```json\n{"formula": "8/(3-8/3)"}\n```\nDone.',
+        'Draft: {"formula": "8+8+3+3"}\nFinal: {"formula": "8/(3-8/3)"}',
+        "{cards: [8, 3, 8, 3], number: [8, 3, 8, 3], formula: 8/(3-8/3) = 24}",
+        '{"Formula": "8/(3-8/3)", "Numbers": "8, 3, 8, 3"}',
+        '{"answer": {"formula": "8/(3-8/3)"}}',
+        '{"formula": "8/(3-8/3)\n"}',
+    ],
+)
+def test_tolerant_parsing(response):
+    verdict = TEXT.verify(TASK, response)
+    assert verdict.success, verdict
+    assert verdict.fields["value"] == "24"
+
+
+def test_ordinal_rule_numbers():
+    good = json.dumps(
+        {"cards": ["K", "Q", "2", "2"], "number": [13, 12, 2, 2], "formula": "12*2 + (13-13)"}
+    )
+    assert TEXT.verify(FACE_TASK, good).fields["error"] == "wrong_numbers"
+    good = good.replace("12*2 + (13-13)", "(13 - 12 + 2) * 2 * 4")
+    assert not TEXT.verify(FACE_TASK, good).success
+    solved = json.dumps(
+        {"cards": ["K", "Q", "2", "2"], "number": [13, 12, 2, 2], "formula": "(13 - 12) * 2 * 12"}
+    )
+    assert TEXT.verify(FACE_TASK, solved).fields["error"] == "wrong_numbers"  # 12 twice, no 2
+    solved = json.dumps({"number": [13, 12, 2, 2], "formula": "13 + 12 - 2 / 2"})
+    assert TEXT.verify(FACE_TASK, solved).success
+    ten_rule = json.dumps({"number": [10, 10, 2, 2], "formula": "10 + 10 + 2 + 2"})
+    assert TEXT.verify(FACE_TASK, ten_rule).fields["error"] == "wrong_numbers"
+    assert TEXT.verify(FACE_TASK.to_dict(), solved).success  # dict task states work too
+
+
+def test_normalize_formula():
+    assert normalize_formula("8*3 = 24", 24) == "8*3"
+    assert normalize_formula("24 = 8*3", 24) == "8*3"
+    assert normalize_formula(24, 24) == "24"
+    assert normalize_formula(["8*3"], 24) is None
+    assert normalize_formula(True, 24) is None
+
+
+HOSTILE = [
+    answer("__import__('os')"),
+    answer("__import__('os').system('echo hi')"),
+    answer("9**9**9"),
+    answer("9" * 10_000),
+    '{"formula": "' + "(" * 5000 + "8" + ")" * 5000 + '"}',
+    "(" * 5000,
+    '{"formula": "' + "(" * 3000 + "8" + ")" * 3000 + '"}',  # fits the scan window
+    "{" * 5000,
+    answer("1/0"),
+    answer("8/(3-3)"),
+    answer("-".join(["1"] * 200)),
+    answer("lambda: 0"),
+    answer(None),
+    '{"formula": {"nested": ' * 50 + "1" + "}" * 100,
+    '{"formula": "' + "1+" * 250 + '1"}',
+    answer("1" * 12 + "*" + "1" * 12),
+    "\x00" * 100 + '{"formula": "8\x00"}',
+]
+
+
+@pytest.mark.parametrize("response", HOSTILE)
+def test_hostile_answers_get_a_verdict_quickly(response):
+    start = time.perf_counter()
+    verdict = IMAGE.verify(TASK, response)
+    assert time.perf_counter() - start < 0.1
+    assert not verdict.success
+    assert verdict.reward <= -1.5
+    assert verdict.fields["error"] in CATEGORIES
+    assert verdict.feedback.startswith("You failed this trial because")
+    assert verdict.feedback.isascii() and verdict.feedback.isprintable()
+
+
+def test_non_string_response_is_a_programming_error():
+    with pytest.raises(TypeError):
+        TEXT.verify(TASK, None)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=300)
+@given(st.text(max_size=2000))
+def test_fuzz_arbitrary_text(response):
+    verdict = IMAGE.verify(TASK, response)
+    assert verdict.fields["error"] in CATEGORIES
+    assert verdict.feedback.isascii()
+
+
+_ANSWERISH = st.sampled_from(
+    [
+        '{"formula": "',
+        '"}',
+        "{",
+        "}",
+        "[",
+        "]",
+        "'",
+        '"',
+        ",",
+        ":",
+        "8",
+        "3",
+        "/",
+        "(",
+        ")",
+        "-",
+        "*",
+        "**",
+        "=",
+        " ",
+        "\n",
+        "cards",
+        "number",
+        "K",
+        "formula",
+        "\\",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=300)
+@given(st.lists(_ANSWERISH, max_size=300).map("".join))
+def test_fuzz_answer_shaped_text(response):
+    verdict = TEXT.verify(TASK, response)
+    assert verdict.success == (verdict.reward == 5.0)
+    if verdict.success:
+        assert verdict.fields["value"] == "24"
