@@ -4,6 +4,7 @@
     veriray config show CONFIG [overrides ...]    print the resolved config (a dry run)
     veriray config explain                        every field with its type, default and doc
     veriray models list | prepare NAME [--force]  offline model assets
+    veriray models check NAME                     transformers and vLLM agree (greedy, fp32)
     veriray ray token-path                        where the Ray auth token file is
 """
 
@@ -65,6 +66,19 @@ def _cmd_models_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models_check(args: argparse.Namespace) -> int:
+    import json
+
+    from learner.assets import ASSETS, resolve_model_path
+    from learner.assets.check import check_model
+
+    multimodal = args.multimodal or (args.name in ASSETS and ASSETS[args.name].multimodal)
+    report = check_model(resolve_model_path(args.name), multimodal, args.max_new_tokens)
+    print(json.dumps(report))
+    ok = report["tokens_match"] and report["prompt_len_match"]
+    return 0 if ok and report["max_logprob_diff"] < args.tolerance else 1
+
+
 def _cmd_token_path(args: argparse.Namespace) -> int:
     from cluster.ray_auth import ensure_token_file
 
@@ -98,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("names", nargs="+", metavar="NAME")
     prep.add_argument("--force", action="store_true", help="rebuild even if present")
     prep.set_defaults(fn=_cmd_models_prepare)
+    chk = models.add_parser("check", help="transformers and vLLM agree on greedy decoding")
+    chk.add_argument("name", help="asset name or checkpoint folder")
+    chk.add_argument("--multimodal", action="store_true", help="a VLM folder (assets know)")
+    chk.add_argument("--max-new-tokens", type=int, default=24)
+    chk.add_argument("--tolerance", type=float, default=1e-4, help="max log-prob difference")
+    chk.set_defaults(fn=_cmd_models_check)
 
     ray_cmd = sub.add_parser("ray", help="Ray helpers").add_subparsers(dest="action", required=True)
     ray_cmd.add_parser("token-path", help="print the auth token file").set_defaults(

