@@ -1,11 +1,11 @@
 """The ``veriray`` command line.
 
-    veriray run CONFIG [dotted.key=value ...]     run the main job (embedded Ray by default)
-    veriray config show CONFIG [overrides ...]    print the resolved config (a dry run)
-    veriray config explain                        every field with its type, default and doc
-    veriray models list | prepare NAME [--force]  offline model assets
-    veriray models check NAME                     transformers and vLLM agree (greedy, fp32)
-    veriray ray token-path                        where the Ray auth token file is
+veriray run CONFIG [dotted.key=value ...]     run the main job (embedded Ray by default)
+veriray config show CONFIG [overrides ...]    print the resolved config (a dry run)
+veriray config explain                        every field with its type, default and doc
+veriray models list | prepare NAME [--force]  offline model assets
+veriray models check NAME                     transformers and vLLM agree (greedy, fp32)
+veriray ray token-path                        where the Ray auth token file is
 """
 
 from __future__ import annotations

@@ -63,8 +63,13 @@ def _worker_env() -> dict[str, str]:
     """Environment every actor gets: the project on the path, caches local, hub offline."""
     import os
 
-    keys = ("TORCH_EXTENSIONS_DIR", "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
-            "VERIRAY_CACHE")
+    keys = (
+        "TORCH_EXTENSIONS_DIR",
+        "HF_HOME",
+        "HF_HUB_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+        "VERIRAY_CACHE",
+    )
     env = {k: os.environ[k] for k in keys if k in os.environ}
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p

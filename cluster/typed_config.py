@@ -258,5 +258,3 @@ def check(condition: bool, field: str, message: str) -> None:
     """Raise a ConfigError naming ``field`` unless ``condition`` holds (for __post_init__)."""
     if not condition:
         raise ConfigError(f"{field}: {message}")
-
-

@@ -50,8 +50,9 @@ class Sampling:
 
 
 class Engine(Protocol):
-    def generate(self, requests: list[GenerationRequest], sampling: Sampling) -> list[Generation]:
-        ...
+    def generate(
+        self, requests: list[GenerationRequest], sampling: Sampling
+    ) -> list[Generation]: ...
 
     def version(self) -> int: ...
 
@@ -113,9 +114,7 @@ class VLLMEngine:
         results = []
         for out in outputs:
             comp = out.outputs[0]
-            logprobs = [
-                step[tok].logprob for tok, step in zip(comp.token_ids, comp.logprobs or [])
-            ]
+            logprobs = [step[tok].logprob for tok, step in zip(comp.token_ids, comp.logprobs or [])]
             results.append(
                 Generation(
                     prompt_token_ids=list(out.prompt_token_ids or []),

@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("VERIRAY_CACHE", str(ROOT / ".cache"))
-os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(os.environ["VERIRAY_CACHE"]) / "torch_extensions"))
+os.environ.setdefault(
+    "TORCH_EXTENSIONS_DIR", str(Path(os.environ["VERIRAY_CACHE"]) / "torch_extensions")
+)
 
 
 def free_port() -> int:

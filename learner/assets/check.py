@@ -56,7 +56,8 @@ def hf_greedy(path: Path, multimodal: bool, max_new_tokens: int) -> dict[str, An
     prompt_len = inputs["input_ids"].shape[1]
     tokens = out.sequences[0, prompt_len:].tolist()
     logprobs = [
-        float(torch.log_softmax(score[0].float(), -1)[tok]) for score, tok in zip(out.scores, tokens)
+        float(torch.log_softmax(score[0].float(), -1)[tok])
+        for score, tok in zip(out.scores, tokens)
     ]
     return {"prompt_len": prompt_len, "tokens": tokens, "logprobs": logprobs}
 
@@ -74,7 +75,11 @@ def vllm_greedy(path: Path, multimodal: bool, max_new_tokens: int) -> dict[str, 
     )[0]
     del engine
     gc.collect()
-    return {"prompt_len": len(gen.prompt_token_ids), "tokens": gen.token_ids, "logprobs": gen.logprobs}
+    return {
+        "prompt_len": len(gen.prompt_token_ids),
+        "tokens": gen.token_ids,
+        "logprobs": gen.logprobs,
+    }
 
 
 def check_model(path: str | Path, multimodal: bool, max_new_tokens: int = 24) -> dict[str, Any]:

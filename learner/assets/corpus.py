@@ -9,7 +9,7 @@ _WORDS = (
     "You are an expert card game player. Cards: Ace, 2, 3, 4, 5, 6, 7, 8, 9, 10, J, Q, K "
     "of spades, clubs, hearts, diamonds. J, Q and K count as 10. K counts as 13, Q counts as "
     "12, J counts as 11. Use each card's number exactly once with + - * / and parentheses to "
-    "make the target. Answer in JSON: {\"cards\": [...], \"number\": [...], \"formula\": \"...\"}"
+    'make the target. Answer in JSON: {"cards": [...], "number": [...], "formula": "..."}'
     " You failed this trial because your formula is incorrect. The formula is not legal. "
     "You are navigating a city. Instructions: turn to face northeast at the intersection near "
     "the bakery, go forward, turn slightly left, stop at the destination. Actions: forward(), "

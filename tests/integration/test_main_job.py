@@ -21,10 +21,19 @@ def test_veriray_run_quick_config(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     result = subprocess.run(
         [
-            sys.executable, "-m", "cluster.cli", "run", str(ROOT / "configs/cpu/quick.yaml"),
-            "episodes=4", f"output_dir={tmp_path}", f"ray.dashboard_port={port}",
+            sys.executable,
+            "-m",
+            "cluster.cli",
+            "run",
+            str(ROOT / "configs/cpu/quick.yaml"),
+            "episodes=4",
+            f"output_dir={tmp_path}",
+            f"ray.dashboard_port={port}",
         ],
-        capture_output=True, text=True, timeout=JOB_TIMEOUT_S, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert f"Ray dashboard: http://127.0.0.1:{port}" in result.stdout
@@ -42,9 +51,18 @@ def test_veriray_run_quick_config(tmp_path: Path) -> None:
 
 def test_bad_config_fails_fast_with_the_field(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cluster.cli", "run", str(ROOT / "configs/cpu/quick.yaml"),
-         "rollout.temperature=-1"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "cluster.cli",
+            "run",
+            str(ROOT / "configs/cpu/quick.yaml"),
+            "rollout.temperature=-1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert result.returncode == 2
     assert "config error: rollout.temperature: must be >= 0" in result.stderr

@@ -58,7 +58,10 @@ def test_defaults_and_nested_values_load() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"stepz": 1}, "stepz: unknown field of Outer; allowed fields: ['inner', 'name', 'steps', 'tags']"),
+        (
+            {"stepz": 1},
+            "stepz: unknown field of Outer; allowed fields: ['inner', 'name', 'steps', 'tags']",
+        ),
         ({"steps": "3"}, "steps: expected an integer, got '3'"),
         ({"steps": True}, "steps: expected an integer, got True"),
         ({"name": 4}, "name: expected str or null, got 4"),
@@ -82,7 +85,7 @@ def test_overrides_parse_yaml_scalars_and_numbers() -> None:
     assert parse_override("a=null") == (["a"], None)
     assert parse_override("a=[1, 2]") == (["a"], [1, 2])
     assert parse_override("a=hello") == (["a"], "hello")
-    with pytest.raises(ConfigError, match="expected dotted.key=value"):
+    with pytest.raises(ConfigError, match=r"expected dotted\.key=value"):
         parse_override("learner.lr")
     with pytest.raises(ConfigError, match="not a dotted field name"):
         parse_override("learner..lr=1")
