@@ -34,7 +34,7 @@ bench: setup  ## benchmarks (results in benchmarks/results/)
 lock:  ## re-resolve requirements/cpu.in into requirements/cpu.lock (then: make setup)
 	rm -rf /tmp/veriray-lock && python3.11 -m venv /tmp/veriray-lock
 	/tmp/veriray-lock/bin/pip install -q pip==26.3 && /tmp/veriray-lock/bin/pip install -q -r requirements/cpu.in
-	( head -2 requirements/cpu.lock; /tmp/veriray-lock/bin/pip freeze --all | grep -v -E '^(pip|triton)==' ) > requirements/cpu.lock.new
+	( head -2 requirements/cpu.lock; /tmp/veriray-lock/bin/pip freeze --all | grep -v -E '^(pip|triton)==| @ ' ) > requirements/cpu.lock.new
 	mv requirements/cpu.lock.new requirements/cpu.lock
 
 clean:
