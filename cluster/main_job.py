@@ -21,7 +21,8 @@ from cluster.ray_runtime import init_ray
 from envs.families import config_dict, family
 from evaluation.stats import Rate
 from learner.assets import resolve_model_path
-from rollout.worker import RolloutWorker
+from rollout.fleet import RolloutFleet, start_fleet
+from rollout.runner import EpisodeResult, EpisodeSpec
 
 
 @contextmanager
@@ -43,23 +44,17 @@ def run_main(cfg: ExperimentConfig) -> Path:
     with timed(timings, "model_prepare"):
         model_path = str(resolve_model_path(cfg.model.name))
     with timed(timings, "workers_start"):
-        worker_cls = ray.remote(RolloutWorker).options(
-            num_cpus=cfg.rollout.cpus_per_worker, num_gpus=cfg.rollout.gpus_per_worker
-        )
-        workers = [
-            worker_cls.remote(model_path, cfg.rollout, cfg.model.multimodal)
-            for _ in range(cfg.rollout.num_workers)
-        ]
+        fleet = start_fleet(model_path, cfg.rollout, cfg.model.multimodal, run_dir / "images")
     results: dict[str, Any] = {}
     fam = family(cfg.task.family)
     suites = fam.suites(config_dict(cfg.task.active))
     for name, suite in tqdm(suites.items(), desc="suites", unit="suite"):
         with timed(timings, f"eval_{name}"):
-            episodes = play_suite(workers, fam.name, suite, cfg.episodes, cfg.seed)
-        rate = Rate(sum(e["success"] for e in episodes), len(episodes))
+            episodes = play_suite(fleet, fam.name, name, suite, cfg.episodes, cfg.seed)
+        rate = Rate(sum(e.success for e in episodes), len(episodes))
         results[name] = rate.to_dict() | {
-            "mean_turns": sum(len(e["turns"]) for e in episodes) / len(episodes),
-            "example_response": episodes[0]["turns"][0]["response"][:500],
+            "mean_turns": sum(len(e.turns) for e in episodes) / len(episodes),
+            "example_response": episodes[0].turns[0].response_text[:500],
         }
     report = {
         "name": cfg.name,
@@ -70,19 +65,24 @@ def run_main(cfg: ExperimentConfig) -> Path:
         "timings": timings,
     }
     write_report(run_dir, report)
+    fleet.shutdown()
     ray.shutdown()
     return run_dir
 
 
 def play_suite(
-    workers: list[Any], family_name: str, suite: dict[str, Any], n: int, seed: int
-) -> list[dict[str, Any]]:
+    fleet: RolloutFleet,
+    family_name: str,
+    suite_name: str,
+    suite: dict[str, Any],
+    n: int,
+    seed: int,
+) -> list[EpisodeResult]:
     options = family(family_name).eval_reset_options(suite, n, seed)
-    shards = [options[i :: len(workers)] for i in range(len(workers))]
-    futures = [
-        w.play.remote(family_name, suite, shard) for w, shard in zip(workers, shards) if shard
+    specs = [
+        EpisodeSpec(f"{suite_name}-{i}", family_name, suite, o) for i, o in enumerate(options)
     ]
-    return [e for shard in ray.get(futures) for e in shard]
+    return fleet.play(specs)
 
 
 def write_report(run_dir: Path, report: dict[str, Any]) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from verifier.base import Verifier
+
 
 @dataclass(frozen=True)
 class TaskFamily:
@@ -26,12 +28,21 @@ class TaskFamily:
     """Training config dict -> {suite name: config dict} (ID first, then the OOD variants)."""
     episode_success: Callable[[dict[str, Any]], bool]
     """Final step's info -> whether the episode succeeded."""
+    make_verifier: Callable[[dict[str, Any]], Verifier]
+    """Config dict -> the verifier the env itself uses (shared by training and evaluation)."""
 
 
 def _gp_env(config: dict[str, Any]) -> gym.Env:
     from envs.generalpoints.env import GeneralPointsEnv
 
     return GeneralPointsEnv(config)
+
+
+def _gp_verifier(config: dict[str, Any]) -> Verifier:
+    from envs.generalpoints.config import GeneralPointsConfig
+    from verifier.generalpoints import GeneralPointsVerifier
+
+    return GeneralPointsVerifier(GeneralPointsConfig.from_dict(config))
 
 
 def _gp_eval(config: dict[str, Any], n: int, seed: int) -> list[dict[str, Any]]:
@@ -60,6 +71,13 @@ def _virl_env(config: dict[str, Any]) -> gym.Env:
     return VirlEnv(config)
 
 
+def _virl_verifier(config: dict[str, Any]) -> Verifier:
+    from envs.virl.config import VirlConfig
+    from verifier.virl import VirlVerifier
+
+    return VirlVerifier(VirlConfig.from_any(config))
+
+
 def _virl_eval(config: dict[str, Any], n: int, seed: int) -> list[dict[str, Any]]:
     from envs.virl.pools import eval_tasks
 
@@ -85,6 +103,7 @@ FAMILIES: dict[str, TaskFamily] = {
         _gp_eval,
         _gp_suites,
         lambda info: bool(info.get("verdict", {}).get("success", False)),
+        _gp_verifier,
     ),
     "virl": TaskFamily(
         "virl",
@@ -92,6 +111,7 @@ FAMILIES: dict[str, TaskFamily] = {
         _virl_eval,
         _virl_suites,
         lambda info: bool(info.get("metrics", {}).get("route_success", False)),
+        _virl_verifier,
     ),
 }
 

@@ -34,6 +34,14 @@ class RolloutConfig:
     """Nucleus sampling mass."""
     max_concurrent_episodes: int = 64
     """Episodes a worker keeps in flight in its engine at once (continuous batching)."""
+    env_actors: int = 1
+    """Env actors (dealing hands, rendering views); episodes are spread over them."""
+    verifier_actors: int = 1
+    """Verifier actors (scoring responses)."""
+    cpus_per_env_actor: float = 0.25
+    """CPUs reserved per env actor."""
+    cpus_per_verifier_actor: float = 0.25
+    """CPUs reserved per verifier actor."""
     kv_cache_gib: float = 1.0
     """vLLM CPU KV-cache size per engine in GiB (VLLM_CPU_KVCACHE_SPACE)."""
     enforce_eager: bool = True
@@ -56,3 +64,7 @@ class RolloutConfig:
         check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
         check(self.max_concurrent_episodes >= 1, "max_concurrent_episodes", "must be >= 1")
         check(self.kv_cache_gib > 0, "kv_cache_gib", "must be > 0")
+        check(self.env_actors >= 1, "env_actors", "must be >= 1")
+        check(self.verifier_actors >= 1, "verifier_actors", "must be >= 1")
+        check(self.cpus_per_env_actor >= 0, "cpus_per_env_actor", "must be >= 0")
+        check(self.cpus_per_verifier_actor >= 0, "cpus_per_verifier_actor", "must be >= 0")

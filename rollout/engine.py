@@ -1,12 +1,17 @@
-"""Generation engines behind one small interface: vLLM (CPU or CUDA) and HF generate.
+"""Generation engines behind one small async interface: vLLM (CPU or CUDA) and HF generate.
 
-``generate(requests, sampling) -> list[Generation]``: each request is a chat-templated prompt
-text plus an optional image; each result carries the prompt token ids the engine actually
-used (image placeholders expanded), the response token ids and their behaviour log-probs.
+``await engine.generate(request, sampling) -> Generation``: a request is a chat-templated prompt
+text plus an optional image; the result carries the prompt token ids the engine actually used
+(image placeholders expanded), the response token ids and their behaviour log-probs. Many
+episodes await ``generate`` at once; vLLM's async engine batches them continuously (and its
+prefix cache makes a growing conversation cheap). ``load_weights(version, path)`` swaps in new
+weights in place and the engine then reports that version.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,15 +31,17 @@ class GenerationRequest:
 @dataclass
 class Generation:
     prompt_token_ids: list[int]
-    """Prompt tokens as the engine saw them (image placeholders expanded)."""
+    """Prompt tokens as the engine saw them (image placeholders expanded), (P,)."""
     token_ids: list[int]
     """Response tokens, (T,)."""
     logprobs: list[float]
     """Behaviour log-prob of each response token under the serving weights, (T,)."""
     text: str
-    """Decoded response."""
+    """Decoded response (special tokens skipped)."""
     finish_reason: str = ""
     """"stop" (end of turn) or "length" (hit max_new_tokens)."""
+    policy_version: int = 0
+    """Version of the weights that produced it."""
 
 
 @dataclass
@@ -50,36 +57,38 @@ class Sampling:
 
 
 class Engine(Protocol):
-    def generate(
-        self, requests: list[GenerationRequest], sampling: Sampling
-    ) -> list[Generation]: ...
+    async def generate(self, request: GenerationRequest, sampling: Sampling) -> Generation: ...
+
+    async def load_weights(self, version: int, weights_dir: str) -> None: ...
 
     def version(self) -> int: ...
+
+    def shutdown(self) -> None: ...
 
 
 def set_vllm_cpu_env(cfg: RolloutConfig) -> None:
     """vLLM-on-CPU settings that must be in the environment before vllm starts."""
-    # In-process engine core: starts in ~2 s and keeps the engine inside this actor.
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(cfg.kv_cache_gib))))
-    os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 
+def make_engine(model_path: str | Path, cfg: RolloutConfig, multimodal: bool) -> Engine:
+    engines = {"vllm": VLLMEngine, "hf": HFEngine}
+    return engines[cfg.backend](model_path, cfg, multimodal)
+
+
 class VLLMEngine:
-    """vLLM's offline engine (continuous batching, prefix caching) on CPU or GPU."""
+    """vLLM's async engine (continuous batching, prefix caching) on CPU or GPU."""
 
     def __init__(self, model_path: str | Path, cfg: RolloutConfig, multimodal: bool) -> None:
         set_vllm_cpu_env(cfg)
         from rollout.vllm_compat import register
 
-        register()  # also applied by vLLM itself through the plugin entry point
-        from vllm import LLM
+        register()  # vLLM applies it in its own processes through the plugin entry point
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
 
-        kwargs: dict[str, Any] = {}
-        if multimodal:
-            kwargs["limit_mm_per_prompt"] = {"image": 1}
-        self.llm = LLM(
+        args = AsyncEngineArgs(
             model=str(model_path),
             dtype=cfg.dtype,
             enforce_eager=cfg.enforce_eager,
@@ -87,11 +96,14 @@ class VLLMEngine:
             seed=cfg.seed,
             tensor_parallel_size=cfg.tensor_parallel_size,
             enable_prefix_caching=True,
-            **kwargs,
+            limit_mm_per_prompt={"image": 1} if multimodal else None,
+            disable_log_stats=True,
         )
+        self.engine = AsyncLLM.from_engine_args(args)
         self._version = 0
+        self._ids = itertools.count()
 
-    def generate(self, requests: list[GenerationRequest], sampling: Sampling) -> list[Generation]:
+    async def generate(self, request: GenerationRequest, sampling: Sampling) -> Generation:
         from vllm import SamplingParams
 
         params = SamplingParams(
@@ -99,32 +111,124 @@ class VLLMEngine:
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             # No per-request seed: on CPU a seeded request whose prefill is chunked fails in
-            # vLLM 0.32 ("CPU Generator does not use offset"). The engine seed still makes a
-            # run reproducible.
+            # vLLM 0.32 ("CPU Generator does not use offset"); the engine seed still applies.
             logprobs=0,
             stop_token_ids=sampling.stop_token_ids or None,
         )
-        prompts = [
-            {"prompt": r.prompt, "multi_modal_data": {"image": r.image}}
-            if r.image is not None
-            else {"prompt": r.prompt}
-            for r in requests
-        ]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        results = []
-        for out in outputs:
-            comp = out.outputs[0]
-            logprobs = [step[tok].logprob for tok, step in zip(comp.token_ids, comp.logprobs or [])]
-            results.append(
-                Generation(
-                    prompt_token_ids=list(out.prompt_token_ids or []),
-                    token_ids=list(comp.token_ids),
-                    logprobs=logprobs,
-                    text=comp.text,
-                    finish_reason=comp.finish_reason or "",
-                )
-            )
-        return results
+        prompt: dict[str, Any] = {"prompt": request.prompt}
+        if request.image is not None:
+            prompt["multi_modal_data"] = {"image": request.image}
+        version = self._version
+        final = None
+        async for out in self.engine.generate(prompt, params, request_id=f"r{next(self._ids)}"):
+            final = out
+        assert final is not None
+        comp = final.outputs[0]
+        logprobs = [step[tok].logprob for tok, step in zip(comp.token_ids, comp.logprobs or [])]
+        return Generation(
+            prompt_token_ids=list(final.prompt_token_ids or []),
+            token_ids=list(comp.token_ids),
+            logprobs=logprobs,
+            text=comp.text,
+            finish_reason=comp.finish_reason or "",
+            policy_version=version,
+        )
+
+    async def load_weights(self, version: int, weights_dir: str) -> None:
+        """Reload weights in place from a folder of safetensors (e.g. in /dev/shm).
+
+        In-flight requests finish on whichever weights they meet; the version is bumped after
+        the reload so no response is tagged newer than the weights that started it.
+        """
+        await self.engine.collective_rpc("reload_weights", kwargs={"weights_path": weights_dir})
+        # Cached prefixes were computed with the old weights.
+        await self.engine.reset_prefix_cache()
+        self._version = version
 
     def version(self) -> int:
         return self._version
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
+
+
+class HFEngine:
+    """Hugging Face ``generate``, one request at a time: the slow, simple fallback backend."""
+
+    def __init__(self, model_path: str | Path, cfg: RolloutConfig, multimodal: bool) -> None:
+        import torch
+        from transformers import (
+            AutoModelForCausalLM,
+            AutoModelForImageTextToText,
+            AutoProcessor,
+            AutoTokenizer,
+        )
+
+        self.torch = torch
+        self.cfg = cfg
+        self.multimodal = multimodal
+        dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
+        model_cls = AutoModelForImageTextToText if multimodal else AutoModelForCausalLM
+        self.model = model_cls.from_pretrained(model_path, dtype=dtype).eval()
+        self.processor = (AutoProcessor if multimodal else AutoTokenizer).from_pretrained(
+            model_path
+        )
+        self.tokenizer = self.processor.tokenizer if multimodal else self.processor
+        self._version = 0
+        self._lock = asyncio.Lock()
+
+    async def generate(self, request: GenerationRequest, sampling: Sampling) -> Generation:
+        async with self._lock:
+            return await asyncio.to_thread(self._generate, request, sampling)
+
+    def _generate(self, request: GenerationRequest, sampling: Sampling) -> Generation:
+        torch = self.torch
+        if self.multimodal and request.image is not None:
+            inputs = self.processor(text=request.prompt, images=request.image, return_tensors="pt")
+        else:
+            inputs = self.tokenizer(request.prompt, return_tensors="pt", add_special_tokens=False)
+        greedy = sampling.temperature == 0
+        with torch.no_grad():
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=sampling.max_new_tokens,
+                do_sample=not greedy,
+                temperature=None if greedy else sampling.temperature,
+                top_p=None if greedy else sampling.top_p,
+                output_logits=True,
+                return_dict_in_generate=True,
+            )
+        prompt_ids = inputs["input_ids"][0].tolist()
+        tokens = out.sequences[0, len(prompt_ids) :].tolist()
+        # Log-probs of the raw logits, as vLLM reports them by default (before temperature).
+        logprobs = [
+            float(torch.log_softmax(step[0].float(), -1)[tok])
+            for step, tok in zip(out.logits, tokens)
+        ]
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos])
+        # Like vLLM, the end-of-turn token stays in token_ids (it is part of the action).
+        finish = "stop" if tokens and tokens[-1] in eos_ids else "length"
+        return Generation(
+            prompt_token_ids=prompt_ids,
+            token_ids=tokens,
+            logprobs=logprobs,
+            text=self.tokenizer.decode(tokens, skip_special_tokens=True),
+            finish_reason=finish,
+            policy_version=self._version,
+        )
+
+    async def load_weights(self, version: int, weights_dir: str) -> None:
+        """Load a published checkpoint folder (config + safetensors) in place of the model."""
+        async with self._lock:
+            model = await asyncio.to_thread(
+                type(self.model).from_pretrained, weights_dir, dtype=self.model.dtype
+            )
+            self.model = model.eval()
+            self._version = version
+
+    def version(self) -> int:
+        return self._version
+
+    def shutdown(self) -> None:
+        pass

@@ -1,48 +1,87 @@
-"""The rollout worker actor: one generation engine, many concurrent episodes."""
+"""The rollout worker actor: one generation engine, many concurrent episodes.
+
+An async Ray actor: ``play`` runs episodes as asyncio tasks on the engine and streams every
+finished episode to the replay buffer (if given) as an Arrow record batch.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from cluster.paths import set_build_env
-from envs.families import family as task_family
 from rollout.config import RolloutConfig
-from rollout.engine import Sampling, VLLMEngine
-from rollout.episodes import run_episodes
+from rollout.engine import Sampling, make_engine
+from rollout.pools import ActorPool
+from rollout.runner import EpisodeResult, EpisodeRunner, EpisodeSpec
+from rollout.trajectory import to_record_batch
 
 
 class RolloutWorker:
-    """Owns one engine; plays batches of episodes for the controller."""
-
-    def __init__(self, model_path: str | Path, cfg: RolloutConfig, multimodal: bool) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        cfg: RolloutConfig,
+        multimodal: bool,
+        env_actors: list[Any],
+        verifier_actors: list[Any],
+        worker_id: str = "rollout-0",
+    ) -> None:
         set_build_env()
         self.cfg = cfg
-        self.multimodal = multimodal
-        if cfg.backend != "vllm":
-            raise NotImplementedError("rollout.backend 'hf' arrives with the rollout issue")
-        self.engine = VLLMEngine(model_path, cfg, multimodal)
+        self.worker_id = worker_id
+        self.engine = make_engine(model_path, cfg, multimodal)
         if multimodal:
             from transformers import AutoProcessor
 
-            self.chat = AutoProcessor.from_pretrained(model_path)
+            chat = AutoProcessor.from_pretrained(model_path)
         else:
             from transformers import AutoTokenizer
 
-            self.chat = AutoTokenizer.from_pretrained(model_path)
-
-    def play(
-        self, family: str, task_config: dict[str, Any], reset_options: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """Run one episode per reset option; return the episodes as plain dicts."""
-        episodes = run_episodes(
+            chat = AutoTokenizer.from_pretrained(model_path)
+        self.runner = EpisodeRunner(
             self.engine,
-            self.chat,
-            task_family(family),
-            task_config,
-            reset_options,
-            Sampling.from_config(self.cfg),
-            self.multimodal,
+            chat,
+            ActorPool(env_actors),
+            ActorPool(verifier_actors),
+            Sampling.from_config(cfg),
+            multimodal,
+            worker_id,
         )
-        return [asdict(e) | {"total_reward": e.total_reward} for e in episodes]
+        self.episodes_played = 0
+        self.tokens_generated = 0
+
+    async def play(self, specs: list[EpisodeSpec], buffer: Any = None) -> list[EpisodeResult]:
+        """Play the episodes; stream each finished one into ``buffer`` (an actor) if given."""
+
+        pending_adds: list[Any] = []
+
+        def sink(result: EpisodeResult) -> None:
+            self.episodes_played += 1
+            self.tokens_generated += sum(len(t.response_token_ids) for t in result.turns)
+            if buffer is not None:
+                pending_adds.append(buffer.add.remote(to_record_batch(result.turns)))
+
+        self.runner.sink = sink
+        results = await self.runner.run(specs, self.cfg.max_concurrent_episodes)
+        # Every episode is in the buffer before play returns (a failed add raises here).
+        for ref in pending_adds:
+            await ref
+        return results
+
+    async def load_weights(self, version: int, weights_dir: str) -> int:
+        await self.engine.load_weights(version, weights_dir)
+        return self.engine.version()
+
+    def version(self) -> int:
+        return self.engine.version()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "rollout/episodes": self.episodes_played,
+            "rollout/tokens": self.tokens_generated,
+            "rollout/policy_version": self.engine.version(),
+        }
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()

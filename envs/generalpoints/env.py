@@ -28,6 +28,7 @@ from envs.generalpoints.config import GeneralPointsConfig
 from envs.generalpoints.deal import deal_task, eligible_hands
 from envs.generalpoints.prompts import budget_feedback, initial_prompt
 from envs.generalpoints.render import render_hand
+from verifier.base import Verdict
 from verifier.generalpoints import GeneralPointsVerifier
 
 # gymnasium's Text default charset is alphanumeric only; prompts hold punctuation and newlines.
@@ -104,7 +105,26 @@ class GeneralPointsEnv(gym.Env[dict[str, Any], str]):
             raise RuntimeError("call reset() before step()")
         if self.done:
             raise RuntimeError("the episode is over; call reset()")
-        verdict = self.verifier.verify(self.task, action)
+        return self.apply_verdict(self.verifier.verify(self.task, action))
+
+    def task_state(self) -> dict[str, Any]:
+        """The hidden task state a verifier scores against (JSON-able)."""
+        if self.task is None:
+            raise RuntimeError("call reset() before task_state()")
+        return self.task.to_dict()
+
+    def apply_verdict(
+        self, verdict: Verdict | dict[str, Any]
+    ) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Advance the episode with a verdict computed elsewhere (a verifier actor).
+
+        ``step(text)`` is ``apply_verdict(verify(task_state, text))``; splitting the two lets
+        verification run in its own actor pool while the env keeps the episode's state.
+        """
+        if self.task is None or self.done:
+            raise RuntimeError("apply_verdict() needs a running episode; call reset()")
+        if isinstance(verdict, dict):
+            verdict = Verdict(**verdict)
         self.attempts += 1
         reward = verdict.reward
         terminated = verdict.success

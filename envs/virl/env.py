@@ -35,6 +35,7 @@ from envs.virl.pools import ViewSource, route_pool
 from envs.virl.prompts import failure_turn, final_turn, first_prompt, success_turn
 from envs.virl.render import compose_grid, grid_headings
 from envs.virl.routes import Route
+from verifier.base import Verdict
 from verifier.virl import VirlVerifier
 
 MAX_TEXT_CHARS = 32_768
@@ -130,8 +131,21 @@ class VirlEnv(gym.Env):
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self._route is None or self._done:
             raise RuntimeError("step() called before reset() or after the episode ended")
+        return self.apply_verdict(self.verifier.verify(self.task_state(), action))
+
+    def apply_verdict(
+        self, verdict: Verdict | dict[str, Any]
+    ) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Advance the route with a verdict computed elsewhere (a verifier actor).
+
+        ``step(text)`` is ``apply_verdict(verify(task_state(), text))``; splitting the two lets
+        verification run in its own actor pool while the env keeps the route's state.
+        """
+        if self._route is None or self._done:
+            raise RuntimeError("apply_verdict() needs a running route; call reset()")
+        if isinstance(verdict, dict):
+            verdict = Verdict(**verdict)
         route = self._route
-        verdict = self.verifier.verify(self.task_state(), action)
         self._turns += 1
         mode = self.config.observation_mode
         if verdict.success:

@@ -1,0 +1,94 @@
+"""Env and verifier actors, each in a pool of its own size, so CPU-heavy work (dealing hands,
+rendering street views, checking answers) scales apart from generation.
+
+An episode lives in one env actor (it is stateful); any verifier actor can score any turn.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from envs.families import family as task_family
+from rollout.images import ImageStore
+
+
+class EnvActor:
+    """Holds the envs of live episodes, keyed by episode id."""
+
+    def __init__(self, image_dir: str) -> None:
+        self.images = ImageStore(image_dir)
+        self.envs: dict[str, Any] = {}
+
+    def reset(
+        self, episode_id: str, family: str, config: dict[str, Any], options: dict[str, Any]
+    ) -> dict[str, Any]:
+        if episode_id in self.envs:
+            raise ValueError(f"episode {episode_id} is already running in this env actor")
+        env = task_family(family).make_env(config)
+        obs, info = env.reset(options=options)
+        self.envs[episode_id] = env
+        return self._observation(obs) | {"task_state": info["task_state"]}
+
+    def apply_verdict(self, episode_id: str, verdict: dict[str, Any]) -> dict[str, Any]:
+        env = self.envs[episode_id]
+        obs, reward, terminated, truncated, info = env.apply_verdict(verdict)
+        done = bool(terminated or truncated)
+        if done:
+            del self.envs[episode_id]
+        return self._observation(obs) | {
+            "reward": float(reward),
+            "terminated": bool(terminated),
+            "truncated": bool(truncated),
+            "done": done,
+            "info": _jsonable(info),
+            "task_state": info["task_state"],
+        }
+
+    def close(self, episode_id: str) -> None:
+        self.envs.pop(episode_id, None)
+
+    def live_episodes(self) -> int:
+        return len(self.envs)
+
+    def _observation(self, obs: dict[str, Any]) -> dict[str, Any]:
+        image = obs.get("image")
+        return {
+            "text": obs["text"],
+            "image": image,
+            "image_ref": self.images.put(image) if image is not None else None,
+        }
+
+
+class VerifierActor:
+    """Scores responses; verifiers are pure, so any actor can score any turn."""
+
+    def __init__(self) -> None:
+        self._verifiers: dict[tuple[str, str], Any] = {}
+
+    def verify(
+        self, family: str, config: dict[str, Any], task_state: dict[str, Any], response: str
+    ) -> dict[str, Any]:
+        key = (family, json.dumps(config, sort_keys=True, default=str))
+        if key not in self._verifiers:
+            self._verifiers[key] = task_family(family).make_verifier(config)
+        return self._verifiers[key].verify(task_state, response).to_dict()
+
+
+class ActorPool:
+    """Round-robin over a fixed set of actor handles."""
+
+    def __init__(self, actors: list[Any]) -> None:
+        if not actors:
+            raise ValueError("an actor pool needs at least one actor")
+        self.actors = actors
+        self._next = itertools.cycle(actors)
+
+    def pick(self) -> Any:
+        return next(self._next)
+
+
+def _jsonable(value: Any) -> Any:
+    """Info dicts cross actors and land in trajectories: keep them plain."""
+    return json.loads(json.dumps(value, default=str))
