@@ -46,6 +46,9 @@ class RolloutConfig:
     """vLLM CPU KV-cache size per engine in GiB (VLLM_CPU_KVCACHE_SPACE)."""
     enforce_eager: bool = True
     """Skip torch.compile in vLLM: starts in seconds on CPU (compiled: faster, 15-60 s start)."""
+    weight_sync: Literal["shm", "nccl"] = "shm"
+    """How new weights reach the engines: a shared-memory checkpoint folder reloaded in place
+    (CPU, one node) or a NCCL broadcast from learner rank 0 (GPU clusters)."""
     seed: int = 0
     """Sampling seed of the engines."""
 
@@ -64,6 +67,11 @@ class RolloutConfig:
         check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
         check(self.max_concurrent_episodes >= 1, "max_concurrent_episodes", "must be >= 1")
         check(self.kv_cache_gib > 0, "kv_cache_gib", "must be > 0")
+        check(
+            self.weight_sync == "shm" or self.gpus_per_worker > 0,
+            "weight_sync",
+            "'nccl' needs GPUs (gpus_per_worker > 0); use 'shm' on CPU",
+        )
         check(self.env_actors >= 1, "env_actors", "must be >= 1")
         check(self.verifier_actors >= 1, "verifier_actors", "must be >= 1")
         check(self.cpus_per_env_actor >= 0, "cpus_per_env_actor", "must be >= 0")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rollout.config import RolloutConfig
+from rollout.weight_receiver import WORKER_EXTENSION
 
 
 @dataclass
@@ -98,6 +99,7 @@ class VLLMEngine:
             enable_prefix_caching=True,
             limit_mm_per_prompt={"image": 1} if multimodal else None,
             disable_log_stats=True,
+            worker_extension_cls=WORKER_EXTENSION if cfg.weight_sync == "nccl" else "",
         )
         self.engine = AsyncLLM.from_engine_args(args)
         self._version = 0
@@ -142,6 +144,16 @@ class VLLMEngine:
         """
         await self.engine.collective_rpc("reload_weights", kwargs={"weights_path": weights_dir})
         # Cached prefixes were computed with the old weights.
+        await self.engine.reset_prefix_cache()
+        self._version = version
+
+    async def nccl_group_init(self, addr: str, port: int, rank_offset: int, world: int) -> None:
+        await self.engine.collective_rpc(
+            "init_weight_update_group", args=(addr, port, rank_offset, world)
+        )
+
+    async def nccl_receive(self, version: int, specs: list[tuple[str, str, list[int]]]) -> None:
+        await self.engine.collective_rpc("receive_weights", args=(specs,))
         await self.engine.reset_prefix_cache()
         self._version = version
 

@@ -73,6 +73,13 @@ class RolloutWorker:
         await self.engine.load_weights(version, weights_dir)
         return self.engine.version()
 
+    async def nccl_group_init(self, addr: str, port: int, rank_offset: int, world: int) -> None:
+        await self.engine.nccl_group_init(addr, port, rank_offset, world)  # type: ignore[attr-defined]
+
+    async def nccl_receive(self, version: int, specs: list[tuple[str, str, list[int]]]) -> int:
+        await self.engine.nccl_receive(version, specs)  # type: ignore[attr-defined]
+        return self.engine.version()
+
     def version(self) -> int:
         return self.engine.version()
 

