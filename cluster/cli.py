@@ -1,20 +1,27 @@
 """The ``veriray`` command line.
 
 veriray run CONFIG [dotted.key=value ...]     run the main job (embedded Ray by default)
+veriray eval CHECKPOINT [--config YAML] [--suite S ...] [--episodes N] [--viter-sweep 1 3 5 10]
+             [--out DIR] [overrides ...]      evaluate a checkpoint / model on held-out suites
+veriray compare RUN_DIR [RUN_DIR ...] --out DIR  overlay several runs' curves on one figure
 veriray config show CONFIG [overrides ...]    print the resolved config (a dry run)
 veriray config explain                        every field with its type, default and doc
 veriray models list | prepare NAME [--force]  offline model assets
 veriray models check NAME                     transformers and vLLM agree (greedy, fp32)
+veriray submit CONFIG [overrides] --address URL [--wait]   run it as a job on a Ray cluster
+veriray status --address URL                  veriray jobs on a cluster
 veriray ray token-path                        where the Ray auth token file is
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import yaml
 
+from cluster.jobs import ClusterUnreachable
 from cluster.typed_config import ConfigError
 
 
@@ -26,6 +33,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     run_dir = run_main(cfg)
     print(f"report: {run_dir / 'report.md'} (numbers: report.json, plot: report.png)")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cluster.config import load_experiment
+
+    overrides = list(args.overrides)
+    overrides += [f"evaluation.suites={json.dumps(args.suite)}"] if args.suite else []
+    overrides += [f"evaluation.episodes={args.episodes}"] if args.episodes else []
+    if args.viter_sweep:
+        overrides.append(f"evaluation.viter_sweep={json.dumps(args.viter_sweep)}")
+    cfg = load_experiment(args.config, overrides)
+    out = Path(args.out) if args.out else cfg.run_dir.parent / f"eval-{Path(args.checkpoint).name}"
+    from evaluation.run import evaluate_checkpoint
+
+    report = evaluate_checkpoint(cfg, args.checkpoint, out, stage=args.stage)
+    for suite, m in report["suites"].items():
+        print(f"{suite}: success {100 * m['rate']:.1f}% ± {100 * m['stderr']:.1f} (n={m['n']})")
+    print(f"report: {out / 'report.md'} (numbers: report.json)")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from evaluation.report import compare_runs
+
+    written = compare_runs(args.run_dirs, args.out)
+    print(f"comparison: {written['markdown']} (figure: {written.get('curves')})")
     return 0
 
 
@@ -67,8 +103,6 @@ def _cmd_models_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_check(args: argparse.Namespace) -> int:
-    import json
-
     from learner.assets import ASSETS, resolve_model_path
     from learner.assets.check import check_model
 
@@ -77,6 +111,36 @@ def _cmd_models_check(args: argparse.Namespace) -> int:
     print(json.dumps(report))
     ok = report["tokens_match"] and report["prompt_len_match"]
     return 0 if ok and report["max_logprob_diff"] < args.tolerance else 1
+
+
+def _target(args: argparse.Namespace):
+    from cluster.jobs import JobTarget
+
+    return JobTarget(args.address, args.token_file)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from cluster.config import load_experiment
+    from cluster.jobs import logs, submit, wait
+
+    load_experiment(args.config, args.overrides)  # a bad config fails here, not on the cluster
+    target = _target(args)
+    job_id = submit(target, args.config, args.overrides)
+    print(f"submitted {job_id} to {target.url} (dashboard: {target.url}/#/jobs/{job_id})")
+    if not args.wait:
+        return 0
+    final = wait(target, job_id, args.timeout)
+    print(logs(target, job_id)[-4000:])
+    print(f"job {job_id}: {final}")
+    return 0 if final == "SUCCEEDED" else 1
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from cluster.jobs import status
+
+    for job in status(_target(args)):
+        print(f"{job['job_id']:28s} {job['status']:10s} {job['entrypoint']}")
+    return 0
 
 
 def _cmd_token_path(args: argparse.Namespace) -> int:
@@ -94,6 +158,41 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="experiment YAML, e.g. configs/cpu/quick.yaml")
     run.add_argument("overrides", nargs="*", help="dotted overrides, e.g. learner.lr=1e-6")
     run.set_defaults(fn=_cmd_run)
+
+    ev = sub.add_parser("eval", help="evaluate a checkpoint on held-out ID/OOD suites")
+    ev.add_argument("checkpoint", help="training checkpoint folder, HF model folder or asset")
+    ev.add_argument("overrides", nargs="*", help="dotted overrides, e.g. task.family=virl")
+    ev.add_argument(
+        "--config",
+        "--task",
+        dest="config",
+        default=None,
+        help="experiment YAML giving the task (e.g. configs/cpu/quick.yaml)",
+    )
+    ev.add_argument(
+        "--suite",
+        action="append",
+        default=[],
+        choices=["in_distribution", "ood_rule", "ood_visual"],
+        help="suite to play (repeat; default: all of the task's)",
+    )
+    ev.add_argument("--episodes", type=int, default=None, help="episodes per suite")
+    ev.add_argument(
+        "--viter-sweep",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="V",
+        help="also sweep these verification budgets, e.g. 1 3 5 10",
+    )
+    ev.add_argument("--stage", default="checkpoint", help="label of the point in the report")
+    ev.add_argument("--out", default=None, help="report folder (default runs/eval-<name>)")
+    ev.set_defaults(fn=_cmd_eval)
+
+    cmp = sub.add_parser("compare", help="overlay several runs' curves on one figure")
+    cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders with report.json")
+    cmp.add_argument("--out", required=True, help="folder for compare.png/.md/.json")
+    cmp.set_defaults(fn=_cmd_compare)
 
     config = sub.add_parser("config", help="inspect configs").add_subparsers(
         dest="action", required=True
@@ -119,6 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--tolerance", type=float, default=1e-4, help="max log-prob difference")
     chk.set_defaults(fn=_cmd_models_check)
 
+    def cluster_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--address", required=True, help="dashboard URL, e.g. http://HEAD:8265")
+        p.add_argument("--token-file", default=None, help="the cluster's Ray auth token file")
+
+    sub_job = sub.add_parser("submit", help="submit the main job to a Ray cluster")
+    sub_job.add_argument("config")
+    sub_job.add_argument("overrides", nargs="*")
+    cluster_args(sub_job)
+    sub_job.add_argument("--wait", action="store_true", help="wait for the job and print logs")
+    sub_job.add_argument("--timeout", type=float, default=3600.0, help="seconds to --wait")
+    sub_job.set_defaults(fn=_cmd_submit)
+    stat = sub.add_parser("status", help="veriray jobs on a Ray cluster")
+    cluster_args(stat)
+    stat.set_defaults(fn=_cmd_status)
+
     ray_cmd = sub.add_parser("ray", help="Ray helpers").add_subparsers(dest="action", required=True)
     ray_cmd.add_parser("token-path", help="print the auth token file").set_defaults(
         fn=_cmd_token_path
@@ -133,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"veriray: config error: {err}", file=sys.stderr)
         return 2
+    except ClusterUnreachable as err:
+        print(f"veriray: {err}", file=sys.stderr)
+        return 3
     except (KeyError, FileNotFoundError) as err:
         print(f"veriray: {err.args[0] if err.args else err}", file=sys.stderr)
         return 2

@@ -62,6 +62,8 @@ def enable_token_auth(path: str | Path | None = None, create: bool = True) -> Pa
     if os.environ.get(TOKEN_ENV) and not path:
         _refresh_ray_auth_state()
         return None
+    # A process started by the cluster (a job's driver) already has the cluster's token path.
+    path = path or os.environ.get(TOKEN_PATH_ENV) or None
     token_path = ensure_token_file(path) if create else Path(path or default_token_path())
     if not token_path.is_file():
         raise FileNotFoundError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import ray
@@ -51,6 +52,10 @@ def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
             logging_level=logging.WARNING,
             log_to_driver=True,
         )
+    elif os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
+        # A driver started by `ray job submit` (veriray submit) already runs in the job's
+        # runtime env (working dir, env vars); Ray refuses a second one with the same keys.
+        ctx = ray.init(address=cfg.address, namespace=cfg.namespace)
     else:
         ctx = ray.init(address=cfg.address, namespace=cfg.namespace, runtime_env=env)
     url = ctx.dashboard_url
@@ -61,8 +66,6 @@ def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
 
 def _worker_env() -> dict[str, str]:
     """Environment every actor gets: the project on the path, caches local, hub offline."""
-    import os
-
     keys = (
         "TORCH_EXTENSIONS_DIR",
         "HF_HOME",

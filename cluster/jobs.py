@@ -1,0 +1,131 @@
+"""Job submission to a Ray cluster (``veriray submit``) and status (``veriray status``).
+
+``submit`` wraps Ray's job API: the project folder is the job's working dir (the top-level
+packages ship to every node with no install step), the runtime env carries veriray's settings,
+and every request carries the cluster's auth token. The token itself never goes into the
+runtime env or the logs: the job's driver runs on the cluster, which already has it.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cluster.paths import PROJECT_ROOT
+from cluster.ray_auth import auth_headers
+
+# Uploaded with the working dir? Never: environments, caches, outputs, VCS data.
+WORKING_DIR_EXCLUDES = [
+    ".venv",
+    ".cache",
+    "runs",
+    ".git",
+    "**/__pycache__",
+    "*.egg-info",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "benchmarks/results",
+]
+# Reaching the dashboard's job API should be instant; a longer wait means a wrong address.
+CONNECT_TIMEOUT_S = 10
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+class ClusterUnreachable(RuntimeError):
+    """The dashboard / job API did not answer (wrong address, cluster down, bad token)."""
+
+
+@dataclass(frozen=True)
+class JobTarget:
+    address: str
+    """Dashboard URL of the cluster, e.g. http://127.0.0.1:8265."""
+    token_file: str | None = None
+    """The cluster's auth token file (None: $RAY_AUTH_TOKEN or the project token)."""
+
+    @property
+    def url(self) -> str:
+        return self.address if self.address.startswith("http") else f"http://{self.address}"
+
+
+def check_reachable(target: JobTarget) -> None:
+    """Fail fast, with what to fix, if the cluster's job API does not answer."""
+    req = urllib.request.Request(
+        f"{target.url}/api/version", headers=auth_headers(target.token_file)
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=CONNECT_TIMEOUT_S) as resp:
+            resp.read()
+    except urllib.error.HTTPError as err:
+        if err.code in (401, 403):
+            raise ClusterUnreachable(
+                f"{target.url} refused the auth token ({err.code}): pass the cluster's token "
+                "with --token-file PATH or set RAY_AUTH_TOKEN"
+            ) from err
+        raise ClusterUnreachable(f"{target.url} answered HTTP {err.code}") from err
+    except (urllib.error.URLError, OSError) as err:
+        raise ClusterUnreachable(
+            f"no Ray dashboard at {target.url} ({err}): check --address (the dashboard "
+            "address, default port 8265) and that the cluster is running"
+        ) from err
+
+
+def _client(target: JobTarget) -> Any:
+    from ray.job_submission import JobSubmissionClient
+
+    check_reachable(target)
+    return JobSubmissionClient(target.url, headers=auth_headers(target.token_file))
+
+
+def submit(
+    target: JobTarget,
+    config: str,
+    overrides: list[str],
+    working_dir: Path = PROJECT_ROOT,
+    pip: list[str] | None = None,
+) -> str:
+    """Submit ``veriray run CONFIG overrides`` as a Ray job; return the job id."""
+    client = _client(target)
+    entry = ["python", "-m", "cluster.cli", "run", config, "ray.address=auto", *overrides]
+    runtime_env: dict[str, Any] = {
+        "working_dir": str(working_dir),
+        "excludes": WORKING_DIR_EXCLUDES,
+        "env_vars": {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"},
+    }
+    if pip:
+        runtime_env["pip"] = pip
+    return client.submit_job(entrypoint=" ".join(entry), runtime_env=runtime_env)
+
+
+def wait(target: JobTarget, job_id: str, timeout_s: float, poll_s: float = 2.0) -> str:
+    """Poll until the job ends (or time runs out); return its final status."""
+    client = _client(target)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = str(client.get_job_status(job_id).value)
+        if status in TERMINAL or time.monotonic() > deadline:
+            return status
+        time.sleep(poll_s)
+
+
+def logs(target: JobTarget, job_id: str) -> str:
+    return _client(target).get_job_logs(job_id)
+
+
+def status(target: JobTarget) -> list[dict[str, Any]]:
+    """veriray's jobs on the cluster: id, status, entrypoint, start time."""
+    jobs = _client(target).list_jobs()
+    return [
+        {
+            "job_id": j.submission_id or j.job_id,
+            "status": str(j.status.value),
+            "entrypoint": j.entrypoint,
+            "start_time": j.start_time,
+        }
+        for j in jobs
+        if "cluster.cli run" in (j.entrypoint or "")
+    ]
