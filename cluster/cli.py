@@ -1,8 +1,8 @@
 """The ``veriray`` command line.
 
 veriray run CONFIG [dotted.key=value ...]     run the main job (embedded Ray by default)
-veriray eval CHECKPOINT [--config YAML] [--suite S ...] [--episodes N] [--viter-sweep 1 3 5 10]
-             [--out DIR] [overrides ...]      evaluate a checkpoint / model on held-out suites
+veriray eval CHECKPOINT [overrides ...] [--config YAML] [--suite S ...] [--episodes N]
+             [--viter-sweep 1 3 5 10] [--out DIR]   a checkpoint / model on held-out suites
 veriray compare RUN_DIR [RUN_DIR ...] --out DIR  overlay several runs' curves on one figure
 veriray config show CONFIG [overrides ...]    print the resolved config (a dry run)
 veriray config explain                        every field with its type, default and doc

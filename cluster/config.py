@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from cluster.placement_config import PlacementConfig
 from cluster.ray_config import RayConfig
 from cluster.typed_config import check, load
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.virl.config import VirlConfig
+from evaluation.config import EvaluationConfig
 from learner.config import LearnerConfig
 from rollout.config import RolloutConfig
 
@@ -58,7 +60,7 @@ class ExperimentConfig:
     output_dir: str = "runs"
     """Folder for run outputs (reports, checkpoints, trajectories)."""
     episodes: int = 32
-    """Episodes per evaluation suite in the current main job."""
+    """Held-out episodes per evaluation suite, unless evaluation.episodes sets it."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """The policy model."""
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -69,10 +71,20 @@ class ExperimentConfig:
     """Rollout workers and engines."""
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     """DeepSpeed learner group."""
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
+    """How each role's placement groups are packed and pinned to nodes."""
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    """Held-out ID/OOD evaluation (suites, episodes, sampling, schedule, VIter sweep)."""
 
     def __post_init__(self) -> None:
         check(bool(self.name) and "/" not in self.name, "name", "must be a non-empty file name")
         check(self.episodes >= 1, "episodes", f"must be >= 1, got {self.episodes}")
+        eval_tokens = self.evaluation.max_new_tokens
+        check(
+            eval_tokens is None or eval_tokens < self.rollout.max_model_len,
+            "evaluation.max_new_tokens",
+            f"must be < rollout.max_model_len={self.rollout.max_model_len}",
+        )
 
     @property
     def run_dir(self) -> Path:

@@ -39,6 +39,9 @@ def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
     env = {"env_vars": _worker_env()} | (runtime_env or {})
     if embedded:
         ctx = ray.init(
+            # "local" always starts a new cluster; a bare ray.init() would join any cluster
+            # that `ray start` left running on this machine.
+            address="local",
             num_cpus=cfg.num_cpus,
             num_gpus=cfg.num_gpus,
             include_dashboard=cfg.include_dashboard,

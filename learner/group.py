@@ -1,18 +1,48 @@
-"""The learner group: N DeepSpeed ranks as Ray actors in one placement group."""
+"""The learner group: N DeepSpeed ranks as Ray actors in one placement group.
+
+The group is the only place that sees a whole batch: it shards rows across ranks (equal
+micro-batch counts, learner/batching.py), runs GAE over whole episodes with the values the
+ranks computed, and averages the ranks' metrics. Ranks never talk to the controller.
+
+PPO update (``train_ppo``), two collective phases:
+  1. ppo_prepare: each rank computes old log-probs and old values of its rows (no grad);
+  2. the group computes advantages/returns over the whole batch (whitened over all ranks);
+  3. ppo_update: each rank runs ppo.epochs passes of micro-batches; the all-reduce keeps
+     the replicas identical.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import pyarrow as pa
 import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from learner.batching import TrainRow, shard_indices, turn_advantages
 from learner.config import LearnerConfig
 from learner.rank import LearnerRank
 
 # Building a DeepSpeed engine loads the model and joins the process group: slow on CPU.
 SETUP_TIMEOUT_S = 600
+# Metrics summed over ranks (the rest are averaged).
+SUMMED_METRICS = ("learner/tokens", "perf/learner_tokens_per_s")
+
+
+def merge_metrics(per_rank: list[dict[str, float]]) -> dict[str, float]:
+    """Rank metrics -> one dict: tokens and throughput summed, step time max, rest mean."""
+    out: dict[str, float] = {}
+    for key in per_rank[0]:
+        vals = [m[key] for m in per_rank]
+        if key in SUMMED_METRICS:
+            out[key] = sum(vals)
+        elif key.startswith("timing/"):
+            out[key] = max(vals)
+        else:
+            out[key] = sum(vals) / len(vals)
+    return out
 
 
 class LearnerGroup:
@@ -45,6 +75,88 @@ class LearnerGroup:
         """Call ``method`` on every rank (with its own args) and wait for all."""
         args = per_rank_args or [()] * len(self.ranks)
         return ray.get([getattr(r, method).remote(*a) for r, a in zip(self.ranks, args)])
+
+    def call_all(self, method: str, *args: Any) -> list[Any]:
+        """Call ``method`` with the same args on every rank (collectives) and wait for all."""
+        return ray.get([getattr(r, method).remote(*args) for r in self.ranks])
+
+    # ------------------------------------------------------------------ training
+
+    def train_ppo(self, table: pa.Table, image_dir: str | None = None) -> dict[str, float]:
+        """One PPO update on a batch of turns (TRAJECTORY_SCHEMA rows, whole episodes)."""
+        shards = shard_indices(table.num_rows, self.cfg)
+        values_per_rank = self.call(
+            "ppo_prepare",
+            [(table.take([i for i, _ in s]), [w for _, w in s], image_dir) for s in shards],
+        )
+        values: list[float] = [0.0] * table.num_rows
+        for shard, vals in zip(shards, values_per_rank, strict=True):
+            for (i, w), v in zip(shard, vals, strict=True):
+                if w > 0:
+                    values[i] = v
+        critic = self.cfg.critic != "none"
+        adv, ret = turn_advantages(table, values if critic else None, self.cfg)
+        metrics = merge_metrics(
+            self.call(
+                "ppo_update",
+                [([adv[i] for i, _ in s], [ret[i] for i, _ in s], table.num_rows) for s in shards],
+            )
+        )
+        rewards = table.column("reward").to_pylist()
+        metrics["learner/batch_reward_mean"] = sum(rewards) / len(rewards)
+        metrics["learner/advantage_abs_mean"] = sum(abs(a) for a in adv) / len(adv)
+        return metrics
+
+    def train_from_buffer(
+        self, buffer: Any, num_episodes: int, timeout_s: float, image_dir: str | None = None
+    ) -> dict[str, float]:
+        """Consume ``num_episodes`` episodes from a replay buffer actor, run one PPO update,
+        and announce the new policy version to the buffer (its staleness filter)."""
+        table = ray.get(buffer.consume.remote(num_episodes, timeout_s))
+        if table.num_rows == 0:
+            raise TimeoutError(f"replay buffer: no episodes within {timeout_s} s")
+        metrics = self.train_ppo(table, image_dir)
+        ray.get(buffer.set_policy_version.remote(self.policy_version()))
+        return metrics
+
+    def sft_step(self, rows: list[TrainRow], image_dir: str | None = None) -> dict[str, float]:
+        """Optimizer step(s) of SFT on ``rows`` (a multiple of rows_per_step is pad-free)."""
+        shards = shard_indices(len(rows), self.cfg)
+        # A padding repeat gets weight 0, which empties its loss mask in collate.
+        per_rank = [
+            (
+                [rows[i] if w > 0 else replace(rows[i], weight=0.0) for i, w in s],
+                len(rows),
+                image_dir,
+            )
+            for s in shards
+        ]
+        return merge_metrics(self.call("sft_step", per_rank))
+
+    # ------------------------------------------------------------------ state
+
+    def policy_version(self) -> int:
+        return int(ray.get(self.ranks[0].state.remote())["policy_version"])
+
+    def state(self) -> dict[str, int]:
+        return ray.get(self.ranks[0].state.remote())
+
+    def export_policy(self, folder: str) -> list[str]:
+        """HF folder of the policy (collective; rank 0 writes). Returns safetensors paths."""
+        return self.call_all("export_policy", folder)[0]
+
+    def export_weights(self, folder: str) -> list[str]:
+        """Weight-sync hook: policy tensors + config in HF layout. Returns safetensors paths."""
+        return self.call_all("export_weights", folder)[0]
+
+    def save_checkpoint(self, folder: str) -> None:
+        self.call_all("save_checkpoint", folder)
+
+    def load_checkpoint(self, folder: str) -> dict[str, int]:
+        return self.call_all("load_checkpoint", folder)[0]
+
+    def param_digests(self) -> list[str]:
+        return self.call_all("param_digest")
 
     def shutdown(self) -> None:
         for r in self.ranks:

@@ -1,7 +1,10 @@
 """One DeepSpeed rank of the learner group, run inside a Ray actor.
 
-The rank owns a model replica (or shard, under ZeRO-3) and its DeepSpeed engine. It knows
-nothing about the controller: the group calls it with batches and asks it for metrics.
+The rank owns a model replica (or shard, under ZeRO-3), its DeepSpeed engine (optimizer and
+lr schedule inside) and its progress counters. It knows nothing about the controller: the
+group (learner/group.py) hands it its shard of each batch and collects metrics. Every method
+that runs a forward/backward or gathers parameters is collective: the group calls it on all
+ranks with equally many micro-batches.
 """
 
 from __future__ import annotations
@@ -9,19 +12,37 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import time
+from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import torch
 
 from cluster.paths import set_build_env
+from learner import checkpoint as ckpt
+from learner.batching import ModelBatch, TrainRow, collate, rows_from_table
 from learner.config import LearnerConfig
 from learner.deepspeed_config import deepspeed_config
+from learner.models import PolicyWithValue
+from learner.ppo import PPOTargets, forward_logprobs, ppo_loss, sft_loss
+from learner.schedule import lr_multiplier
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _right_align(parts: list[torch.Tensor], width: int) -> torch.Tensor:
+    """Stack 1-d tensors of lengths <= width, right-aligned, zero-filled: (B, width)."""
+    out = torch.zeros((len(parts), width), dtype=torch.float32)
+    for i, p in enumerate(parts):
+        if p.numel():
+            out[i, width - p.numel() :] = p
+    return out
 
 
 class LearnerRank:
@@ -33,6 +54,10 @@ class LearnerRank:
         self.world_size = world_size
         self.cfg = cfg
         self.engine: Any = None
+        self.chat: Any = None  # tokenizer, or processor for VLMs (saved with the policy)
+        self.tokenizer: Any = None
+        self.counters = ckpt.Counters()
+        self._ppo: dict[str, Any] = {}  # the prepared batch between ppo_prepare and ppo_update
         torch.set_num_threads(max(1, int(cfg.cpus_per_rank)))
 
     def address(self) -> tuple[str, int]:
@@ -42,9 +67,11 @@ class LearnerRank:
         ip = ray.util.get_node_ip_address()
         return ip, free_port("0.0.0.0" if ip != "127.0.0.1" else ip)
 
+    # ------------------------------------------------------------------ setup
+
     def setup(self, master_addr: str, master_port: int, model_path: str) -> None:
         import deepspeed
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoProcessor, AutoTokenizer
 
         os.environ.update(
             MASTER_ADDR=master_addr,
@@ -56,30 +83,311 @@ class LearnerRank:
         )
         backend = "nccl" if self.cfg.gpus_per_rank > 0 else "gloo"
         deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
-        torch.manual_seed(self.cfg.seed)
+        torch.manual_seed(self.cfg.seed)  # same value-head init on every rank
         dtype = torch.bfloat16 if self.cfg.dtype == "bfloat16" else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        model = PolicyWithValue.from_pretrained(
+            model_path, dtype, self.cfg.critic, self.cfg.value_head_hidden
+        )
+        if model.multimodal:
+            self.chat = AutoProcessor.from_pretrained(model_path)
+            self.tokenizer = self.chat.tokenizer
+        else:
+            self.chat = self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        cfg = self.cfg
+
+        def schedule(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, cfg))
+
         self.engine, *_ = deepspeed.initialize(
             model=model,
             model_parameters=[p for p in model.parameters() if p.requires_grad],
             config=deepspeed_config(self.cfg),
+            lr_scheduler=schedule,
         )
 
-    def train_lm_step(self, input_ids: list[list[int]]) -> dict[str, float]:
-        """One optimizer step of next-token loss on this rank's shard (tests, SFT smoke)."""
-        batch = torch.tensor(input_ids, dtype=torch.long, device=self.engine.device)
-        out = self.engine(input_ids=batch, labels=batch)
-        self.engine.backward(out.loss)
+    @property
+    def pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+
+    # ------------------------------------------------------------------ batches
+
+    def _pixels(self, rows: list[TrainRow], image_dir: str | None) -> list[torch.Tensor | None]:
+        """Per row (1, 3, H, W) pixel values of its image, or None (text rows)."""
+        if not any(r.image_ref for r in rows):
+            return [None] * len(rows)
+        if image_dir is None:
+            raise ValueError("image_dir: rows carry image_ref but no image store was given")
+        from rollout.images import ImageStore
+
+        store = ImageStore(image_dir)
+        process = self.chat.image_processor
+        return [
+            process(images=[store.get(r.image_ref)], return_tensors="pt")["pixel_values"]
+            if r.image_ref
+            else None
+            for r in rows
+        ]
+
+    def _collate(self, rows: list[TrainRow], pixels: list[torch.Tensor | None]) -> ModelBatch:
+        images = [p for p in pixels if p is not None]
+        pv = torch.cat(images).to(self.engine.module.policy.dtype) if images else None
+        return collate(rows, self.pad_id, pv).to(self.engine.device)
+
+    def _generator(self, salt: int) -> torch.Generator:
+        """Data-order RNG from (seed, step, salt, rank): resume replays the same order."""
+        g = torch.Generator()
+        g.manual_seed(hash((self.cfg.seed, self.counters.step, salt, self.rank)) % 2**63)
+        return g
+
+    def _micro_step(self, loss: torch.Tensor, sums: dict[str, float]) -> None:
+        self.engine.backward(loss)
+        boundary = self.engine.is_gradient_accumulation_boundary()
+        lr = self.engine.get_lr()[0]
+        # ZeRO 0 with a client-style torch optimizer reports no norm: the gradients are
+        # already all-reduced after a boundary backward, so measure them before the step.
+        own_norm = self._grad_norm() if boundary and self.cfg.zero_stage == 0 else None
         self.engine.step()
-        return {"loss": float(out.loss.detach())}
+        if boundary:
+            self.counters.step += 1
+            norm = self.engine.get_global_grad_norm()
+            sums["grad_norm"] += float(norm if norm is not None else own_norm or 0.0)
+            sums["lr"] += lr
+            sums["optimizer_steps"] += 1
+
+    def _grad_norm(self) -> float:
+        grads = [
+            p.grad.detach().float() for p in self.engine.module.parameters() if p.grad is not None
+        ]
+        return (
+            float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+            if grads
+            else 0.0
+        )
+
+    @staticmethod
+    def _finish(sums: dict[str, float], micro: int, tokens: int, t0: float) -> dict[str, float]:
+        steps = max(1.0, sums.pop("optimizer_steps", 0.0))
+        out = {f"learner/{k}": v / micro for k, v in sums.items() if k not in ("grad_norm", "lr")}
+        out["learner/grad_norm"] = sums.get("grad_norm", 0.0) / steps
+        out["learner/lr"] = sums.get("lr", 0.0) / steps
+        out["learner/tokens"] = float(tokens)
+        elapsed = time.perf_counter() - t0
+        out["timing/learner_step"] = elapsed
+        out["perf/learner_tokens_per_s"] = tokens / max(elapsed, 1e-9)
+        return out
+
+    # ------------------------------------------------------------------ SFT
+
+    def sft_step(
+        self, rows: list[TrainRow], num_samples: int, image_dir: str | None = None
+    ) -> dict[str, float]:
+        """Optimizer steps over this rank's rows, in order (len = k x micro x accum)."""
+        t0 = time.perf_counter()
+        pixels = self._pixels(rows, image_dir)
+        sums: dict[str, float] = defaultdict(float)
+        mb, micro, tokens = self.cfg.micro_batch_size, 0, 0
+        self.engine.train()
+        for s in range(0, len(rows), mb):
+            batch = self._collate(rows[s : s + mb], pixels[s : s + mb])
+            loss, metrics = sft_loss(self.engine, batch)
+            self._micro_step(loss, sums)
+            for k, v in metrics.items():
+                sums[k] += float(v)
+            micro, tokens = micro + 1, tokens + batch.num_tokens
+        self.counters.consumed_samples += num_samples
+        return self._finish(sums, micro, tokens, t0)
+
+    # ------------------------------------------------------------------ PPO
+
+    def ppo_prepare(
+        self, table: pa.Table, weights: list[float], image_dir: str | None = None
+    ) -> list[float]:
+        """Build this rank's rows; old log-probs and old values under the current weights.
+
+        Returns the value of each row (the group runs GAE over whole episodes with them).
+        """
+        rows = rows_from_table(table, self.tokenizer, weights, self.counters.policy_version)
+        pixels = self._pixels(rows, image_dir)
+        old_logp: list[torch.Tensor] = []
+        old_values: list[float] = []
+        mb = self.cfg.micro_batch_size
+        with torch.no_grad():
+            for s in range(0, len(rows), mb):
+                chunk = rows[s : s + mb]
+                logp, values = forward_logprobs(
+                    self.engine, self._collate(chunk, pixels[s : s + mb]), self.cfg.ppo.temperature
+                )
+                width = logp.shape[1]
+                for i, r in enumerate(chunk):
+                    old_logp.append(logp[i, width - len(r.response_ids) :].float().cpu())
+                vals = values.tolist() if values is not None else [0.0] * len(chunk)
+                old_values.extend(float(v) for v in vals)
+        self._ppo = {"rows": rows, "pixels": pixels, "old_logp": old_logp, "values": old_values}
+        return old_values
+
+    def ppo_update(
+        self, advantages: list[float], returns: list[float], num_samples: int
+    ) -> dict[str, float]:
+        """ppo.epochs passes over the prepared rows, reshuffled each epoch; bumps the version."""
+        t0 = time.perf_counter()
+        rows, pixels = self._ppo["rows"], self._ppo["pixels"]
+        adv = [a if r.weight > 0 else 0.0 for a, r in zip(advantages, rows, strict=True)]
+        sums: dict[str, float] = defaultdict(float)
+        mb, micro, tokens = self.cfg.micro_batch_size, 0, 0
+        self.engine.train()
+        for epoch in range(self.cfg.ppo.epochs):
+            order = torch.randperm(len(rows), generator=self._generator(epoch)).tolist()
+            for s in range(0, len(order), mb):
+                idx = order[s : s + mb]
+                batch = self._collate([rows[i] for i in idx], [pixels[i] for i in idx])
+                targets = self._targets(idx, adv, returns, batch.response_ids.shape[1])
+                loss, metrics = ppo_loss(self.engine, batch, targets, self.cfg.ppo)
+                self._micro_step(loss, sums)
+                for k, v in metrics.items():
+                    sums[k] += float(v)
+                micro, tokens = micro + 1, tokens + batch.num_tokens
+        self.counters.consumed_samples += num_samples
+        self.counters.policy_version += 1
+        self.counters.epoch += 1
+        self._ppo = {}
+        return self._finish(sums, micro, tokens, t0)
+
+    def _targets(
+        self, idx: list[int], adv: list[float], returns: list[float], width: int
+    ) -> PPOTargets:
+        device = self.engine.device
+        return PPOTargets(
+            old_logp=_right_align([self._ppo["old_logp"][i] for i in idx], width).to(device),
+            old_values=torch.tensor([self._ppo["values"][i] for i in idx], device=device),
+            advantages=torch.tensor([adv[i] for i in idx], device=device),
+            returns=torch.tensor([returns[i] for i in idx], device=device),
+        )
+
+    # ------------------------------------------------------------------ generation (tests)
+
+    def sample(
+        self, prompt_ids: list[int], n: int, max_new_tokens: int, temperature: float, seed: int
+    ) -> list[dict[str, Any]]:
+        """n sampled responses to one prompt with HF generate (ZeRO 0-2; tests, HF fallback).
+
+        Each: response_token_ids (up to and including EOS), behaviour_logprobs, response_text.
+        """
+        from learner.generate import sample_responses
+
+        policy = self.engine.module.policy
+        return sample_responses(
+            policy, self.tokenizer, prompt_ids, n, max_new_tokens, temperature, seed
+        )
+
+    # ------------------------------------------------------------------ state
+
+    def _gathered(self) -> Any:
+        import deepspeed
+
+        params = list(self.engine.module.parameters())
+        return deepspeed.zero.GatheredParameters(params, enabled=self.cfg.zero_stage == 3)
+
+    def export_policy(self, folder: str) -> list[str]:
+        """The policy as a HF folder (config, safetensors incl. a tied lm_head, tokenizer).
+
+        Collective under ZeRO-3 (parameters are gathered); rank 0 writes. Returns the
+        safetensors files written (empty on other ranks).
+        """
+        with self._gathered():
+            if self.rank != 0:
+                return []
+            return ckpt.save_hf_policy(self.engine.module.policy, Path(folder), self.chat)
+
+    def export_weights(self, folder: str) -> list[str]:
+        """Weight-sync hook: the policy's tensors in HF key layout (+ config), no tokenizer.
+
+        Collective; rank 0 writes and returns the safetensors paths a rollout engine reloads.
+        """
+        with self._gathered():
+            if self.rank != 0:
+                return []
+            return ckpt.save_hf_policy(self.engine.module.policy, Path(folder))
+
+    # The GPU weight broadcast (learner/nccl_sync.py; the transport is learner/weight_sync.py).
+
+    def nccl_group_init(self, master_address: str, master_port: int, rank: int, world: int) -> None:
+        """Rank 0 joins the weight-update NCCL group with the rollout workers (GPU only)."""
+        from learner.nccl_sync import NcclSender
+
+        self._sender = NcclSender(master_address, master_port, rank, world)
+
+    def weight_specs(self) -> list[tuple[str, str, list[int]]]:
+        """(name, dtype, shape) of the tensors ``nccl_broadcast_weights`` sends, in order."""
+        from learner.nccl_sync import weight_specs
+
+        return weight_specs(self.engine.module.policy)
+
+    def nccl_broadcast_weights(self) -> int:
+        """Broadcast the policy to the group (rank 0). Under ZeRO-3 call it on every rank:
+        the other ranks only join the parameter gathers."""
+        from learner import nccl_sync
+
+        policy, zero3 = self.engine.module.policy, self.cfg.zero_stage == 3
+        if self.rank != 0:
+            if zero3:
+                nccl_sync.gather_only(policy)
+            return 0
+        return self._sender.broadcast(policy, zero3)
+
+    def save_checkpoint(self, folder: str) -> None:
+        """Everything to resume exactly (see learner/checkpoint.py). Collective."""
+        root = Path(folder)
+        (root / "rng").mkdir(parents=True, exist_ok=True)
+        self.engine.save_checkpoint(str(root / ckpt.DS_DIR), tag=f"step{self.counters.step}")
+        torch.save(ckpt.rng_state(), root / "rng" / f"rank{self.rank}.pt")
+        with self._gathered():
+            if self.rank == 0:
+                ckpt.save_hf_policy(self.engine.module.policy, root / ckpt.HF_DIR, self.chat)
+                ckpt.save_value_model(self.engine.module, root / ckpt.VALUE_FILE)
+                ckpt.save_counters(root / ckpt.STATE_FILE, self.counters)
+
+    def load_checkpoint(self, folder: str) -> dict[str, int]:
+        """Restore model, optimizer, scheduler, RNG and counters. Collective."""
+        root = Path(folder)
+        path, _ = self.engine.load_checkpoint(
+            str(root / ckpt.DS_DIR), load_optimizer_states=True, load_lr_scheduler_states=True
+        )
+        if path is None:
+            raise FileNotFoundError(f"no DeepSpeed checkpoint under {root / ckpt.DS_DIR}")
+        self.counters = ckpt.load_counters(root / ckpt.STATE_FILE)
+        state = torch.load(root / "rng" / f"rank{self.rank}.pt", weights_only=False)
+        ckpt.set_rng_state(state)
+        return self.state()
+
+    def state(self) -> dict[str, int]:
+        """The progress counters."""
+        from dataclasses import asdict
+
+        return asdict(self.counters)
+
+    def train_lm_step(self, input_ids: list[list[int]]) -> dict[str, float]:
+        """One optimizer step of next-token loss on raw ids (smoke tests)."""
+        batch = torch.tensor(input_ids, dtype=torch.long, device=self.engine.device)
+        logits, _ = self.engine(
+            input_ids=batch,
+            attention_mask=torch.ones_like(batch),
+            position_ids=torch.arange(batch.shape[1]).expand_as(batch),
+            num_logits=0,  # 0 = every position
+        )
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(), batch[:, 1:].flatten()
+        )
+        self.engine.backward(loss)
+        self.engine.step()
+        self.counters.step += 1
+        return {"loss": float(loss.detach())}
 
     def param_digest(self) -> str:
         """A hash of the full parameters (gathered under ZeRO-3) to compare ranks."""
-        import deepspeed
-
         h = hashlib.sha256()
-        for name, p in self.engine.module.named_parameters():
-            with deepspeed.zero.GatheredParameters([p], enabled=self.cfg.zero_stage == 3):
+        with self._gathered():
+            for name, p in self.engine.module.named_parameters():
                 h.update(name.encode())
                 h.update(p.detach().float().cpu().numpy().tobytes())
         return h.hexdigest()

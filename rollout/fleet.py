@@ -1,57 +1,272 @@
-"""Create the rollout side in one place: env and verifier pools, then the workers."""
+"""The rollout side of a job: rollout workers, env actors and verifier actors.
+
+The fleet hands episodes to workers in chunks and keeps every worker busy. It survives actor
+deaths: a dead rollout worker, env actor or verifier actor is replaced and the chunks that were
+in flight on it are played again (episode ids stay the same, so the replay buffer, which
+de-duplicates by episode id, never stores one twice). Workers can be added or removed while
+episodes are being played (``scale``); a removed worker first finishes what it holds.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import logging
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
+from ray.util.placement_group import remove_placement_group
 
+from cluster.placement import RoleSpec, in_bundle, reserve
+from cluster.placement_config import PlacementConfig
 from rollout.config import RolloutConfig
 from rollout.pools import EnvActor, VerifierActor
 from rollout.runner import EpisodeResult, EpisodeSpec
 from rollout.worker import RolloutWorker
 
+log = logging.getLogger(__name__)
+
+# How often a chunk may be replayed after actor deaths before the job gives up.
+MAX_CHUNK_RETRIES = 3
+# Chunks each worker holds at once: two keep its engine busy while one finishes.
+CHUNKS_IN_FLIGHT_PER_WORKER = 2
+_DEATHS = (RayActorError, ActorDiedError, ActorUnavailableError)
+
 
 @dataclass
-class RolloutFleet:
-    workers: list[Any]
-    env_actors: list[Any]
-    verifier_actors: list[Any]
+class _Worker:
+    worker_id: str
+    handle: Any
+    pg: Any
+    draining: bool = False
 
-    def play(self, specs: list[EpisodeSpec], buffer: Any = None) -> list[EpisodeResult]:
-        """Spread episodes over the workers round-robin; results in input order."""
-        n = len(self.workers)
-        shards = [specs[i::n] for i in range(n)]
-        futures = [w.play.remote(s, buffer) for w, s in zip(self.workers, shards) if s]
-        by_worker = ray.get(futures)
-        out: list[EpisodeResult | None] = [None] * len(specs)
-        for i, results in enumerate(by_worker):
-            out[i::n] = results
-        return [r for r in out if r is not None]
+
+class RolloutFleet:
+    def __init__(
+        self,
+        model_path: str | Path,
+        cfg: RolloutConfig,
+        multimodal: bool,
+        image_dir: str | Path,
+        placement: PlacementConfig | None = None,
+    ) -> None:
+        self.model_path = str(model_path)
+        self.cfg = cfg
+        self.multimodal = multimodal
+        self.image_dir = str(image_dir)
+        p = placement or PlacementConfig()
+        self.worker_spec = RoleSpec(
+            "rollout",
+            1,
+            cfg.cpus_per_worker,
+            cfg.gpus_per_worker,
+            p.rollout_resources,
+            p.rollout_strategy,
+        )
+        self.env_spec = RoleSpec(
+            "env", cfg.env_actors, cfg.cpus_per_env_actor, 0.0, p.env_resources, p.env_strategy
+        )
+        self.verifier_spec = RoleSpec(
+            "verifier",
+            cfg.verifier_actors,
+            cfg.cpus_per_verifier_actor,
+            0.0,
+            p.verifier_resources,
+            p.verifier_strategy,
+        )
+        self.env_pg = reserve(self.env_spec)
+        self.verifier_pg = reserve(self.verifier_spec)
+        self.envs = [self._new_env(i) for i in range(cfg.env_actors)]
+        self.verifiers = [self._new_verifier(i) for i in range(cfg.verifier_actors)]
+        self.workers: dict[str, _Worker] = {}
+        self._ids = itertools.count()
+        self.replaced = {"rollout": 0, "env": 0, "verifier": 0}
+        self.version = 0
+        self.weights_dir: str | None = None
+        self.scale(cfg.num_workers)
+
+    # ------------------------------------------------------------------ actors
+    def _new_env(self, index: int) -> Any:
+        opts = in_bundle(self.env_pg, index, self.env_spec)
+        return ray.remote(EnvActor).options(**opts).remote(self.image_dir)
+
+    def _new_verifier(self, index: int) -> Any:
+        opts = in_bundle(self.verifier_pg, index, self.verifier_spec)
+        return ray.remote(VerifierActor).options(**opts).remote()
+
+    def _new_worker(self) -> _Worker:
+        worker_id = f"rollout-{next(self._ids)}"
+        pg = reserve(self.worker_spec, name=f"veriray-{worker_id}")
+        handle = (
+            ray.remote(RolloutWorker)
+            .options(**in_bundle(pg, 0, self.worker_spec), max_concurrency=1000)
+            .remote(
+                self.model_path, self.cfg, self.multimodal, self.envs, self.verifiers, worker_id
+            )
+        )
+        if self.weights_dir is not None:  # a late joiner serves the current policy too
+            ray.get(handle.load_weights.remote(self.version, self.weights_dir))
+        return _Worker(worker_id, handle, pg)
+
+    def _retire(self, worker: _Worker, graceful: bool = True) -> None:
+        if graceful:
+            with contextlib.suppress(*_DEATHS):  # already dead: nothing to shut down
+                ray.get(worker.handle.shutdown.remote(), timeout=60)
+        ray.kill(worker.handle)
+        remove_placement_group(worker.pg)
+        self.workers.pop(worker.worker_id, None)
+
+    @property
+    def num_workers(self) -> int:
+        return sum(not w.draining for w in self.workers.values())
+
+    def scale(self, n: int) -> None:
+        """Run ``n`` rollout workers: start new ones, or mark the newest ones to drain."""
+        if n < 1:
+            raise ValueError(f"rollout workers: need at least 1, got {n}")
+        active = [w for w in self.workers.values() if not w.draining]
+        for _ in range(n - len(active)):
+            w = self._new_worker()
+            self.workers[w.worker_id] = w
+        for w in active[n:][::-1] if n < len(active) else []:
+            w.draining = True
+        self._retire_idle_drained(busy=set())
+
+    def _retire_idle_drained(self, busy: set[str]) -> None:
+        for w in [w for w in self.workers.values() if w.draining and w.worker_id not in busy]:
+            self._retire(w)
+
+    def _heal_pools(self) -> bool:
+        """Replace dead env/verifier actors; tell the workers. True if any was replaced."""
+        healed = False
+        for kind, actors, make in (
+            ("env", self.envs, self._new_env),
+            ("verifier", self.verifiers, self._new_verifier),
+        ):
+            for i, actor in enumerate(actors):
+                try:
+                    ray.get(actor.ping.remote(), timeout=30)
+                except _DEATHS:
+                    log.warning("%s actor %d died; replacing it", kind, i)
+                    actors[i] = make(i)
+                    self.replaced[kind] += 1
+                    healed = True
+        if healed:
+            ray.get(
+                [
+                    w.handle.set_pools.remote(self.envs, self.verifiers)
+                    for w in self.workers.values()
+                ]
+            )
+        return healed
+
+    # ------------------------------------------------------------------ playing
+    def play(
+        self,
+        specs: list[EpisodeSpec],
+        buffer: Any = None,
+        desired_workers: Any = None,
+    ) -> list[EpisodeResult]:
+        """Play every episode once; results in input order.
+
+        ``desired_workers`` (a callable returning an int, or None) is polled between chunks so
+        the worker count can change while episodes are being played.
+        """
+        chunk = max(1, self.cfg.max_concurrent_episodes // CHUNKS_IN_FLIGHT_PER_WORKER)
+        queue = deque((i, specs[i : i + chunk], 0) for i in range(0, len(specs), chunk))
+        results: dict[int, list[EpisodeResult]] = {}
+        in_flight: dict[Any, tuple[int, list[EpisodeSpec], int, str]] = {}
+        while queue or in_flight:
+            if desired_workers is not None and desired_workers() != self.num_workers:
+                self.scale(desired_workers())
+            load = {wid: 0 for wid in self.workers}
+            for _, _, _, wid in in_flight.values():
+                load[wid] = load.get(wid, 0) + 1
+            for w in list(self.workers.values()):
+                while queue and not w.draining and load[w.worker_id] < CHUNKS_IN_FLIGHT_PER_WORKER:
+                    start, part, tries = queue.popleft()
+                    in_flight[w.handle.play.remote(part, buffer)] = (
+                        start,
+                        part,
+                        tries,
+                        w.worker_id,
+                    )
+                    load[w.worker_id] += 1
+            self._retire_idle_drained(busy={wid for *_, wid in in_flight.values()})
+            done, _ = ray.wait(list(in_flight), num_returns=1)
+            start, part, tries, wid = in_flight.pop(done[0])
+            try:
+                results[start] = ray.get(done[0])
+            except (*_DEATHS, RayTaskError) as err:
+                if tries >= MAX_CHUNK_RETRIES:
+                    raise
+                self._recover(wid, err)
+                queue.appendleft((start, part, tries + 1))
+        return [r for start in sorted(results) for r in results[start]]
+
+    def _recover(self, worker_id: str, err: Exception) -> None:
+        """After a failed chunk: replace whatever died, so the chunk can be played again.
+
+        A dead worker raises the death itself; a dead env or verifier actor reaches us wrapped
+        in the worker's task error (a RayTaskError that is also an ActorDiedError). Either may
+        already have been replaced while handling another chunk that held the same actor.
+        """
+        worker_died = isinstance(err, _DEATHS) and not isinstance(err, RayTaskError)
+        if worker_died:
+            worker = self.workers.get(worker_id)
+            if worker is not None:
+                log.warning("rollout worker %s died; replacing it", worker_id)
+                self._retire(worker, graceful=False)
+                self.replaced["rollout"] += 1
+                if not worker.draining:
+                    new = self._new_worker()
+                    self.workers[new.worker_id] = new
+            return
+        healed = self._heal_pools()
+        if not healed and not isinstance(err, _DEATHS):
+            raise err  # a real error in the episode code, not an actor death: fail loudly
 
     def load_weights(self, version: int, weights_dir: str) -> list[int]:
-        return ray.get([w.load_weights.remote(version, weights_dir) for w in self.workers])
+        self.version, self.weights_dir = version, weights_dir
+        return ray.get(
+            [w.handle.load_weights.remote(version, weights_dir) for w in self.workers.values()]
+        )
+
+    @property
+    def worker_handles(self) -> list[Any]:
+        return [w.handle for w in self.workers.values()]
+
+    def stats(self) -> dict[str, float]:
+        per_worker = ray.get([w.handle.stats.remote() for w in self.workers.values()])
+        out: dict[str, float] = {
+            "rollout/workers": float(self.num_workers),
+            "rollout/env_actors": float(len(self.envs)),
+            "rollout/verifier_actors": float(len(self.verifiers)),
+        }
+        for kind, n in self.replaced.items():
+            out[f"rollout/replaced_{kind}"] = float(n)
+        for key in ("rollout/episodes", "rollout/tokens"):
+            out[key] = float(sum(s[key] for s in per_worker))
+        return out
 
     def shutdown(self) -> None:
-        ray.get([w.shutdown.remote() for w in self.workers])
-        for actor in [*self.workers, *self.env_actors, *self.verifier_actors]:
+        for w in list(self.workers.values()):
+            self._retire(w)
+        for actor in [*self.envs, *self.verifiers]:
             ray.kill(actor)
+        remove_placement_group(self.env_pg)
+        remove_placement_group(self.verifier_pg)
 
 
 def start_fleet(
-    model_path: str | Path, cfg: RolloutConfig, multimodal: bool, image_dir: str | Path
+    model_path: str | Path,
+    cfg: RolloutConfig,
+    multimodal: bool,
+    image_dir: str | Path,
+    placement: PlacementConfig | None = None,
 ) -> RolloutFleet:
-    env_cls = ray.remote(EnvActor).options(num_cpus=cfg.cpus_per_env_actor)
-    verifier_cls = ray.remote(VerifierActor).options(num_cpus=cfg.cpus_per_verifier_actor)
-    envs = [env_cls.remote(str(image_dir)) for _ in range(cfg.env_actors)]
-    verifiers = [verifier_cls.remote() for _ in range(cfg.verifier_actors)]
-    worker_cls = ray.remote(RolloutWorker).options(
-        num_cpus=cfg.cpus_per_worker, num_gpus=cfg.gpus_per_worker
-    )
-    workers = [
-        worker_cls.remote(str(model_path), cfg, multimodal, envs, verifiers, f"rollout-{i}")
-        for i in range(cfg.num_workers)
-    ]
-    return RolloutFleet(workers, envs, verifiers)
+    return RolloutFleet(model_path, cfg, multimodal, image_dir, placement)

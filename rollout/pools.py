@@ -24,8 +24,9 @@ class EnvActor:
     def reset(
         self, episode_id: str, family: str, config: dict[str, Any], options: dict[str, Any]
     ) -> dict[str, Any]:
-        if episode_id in self.envs:
-            raise ValueError(f"episode {episode_id} is already running in this env actor")
+        # An episode id seen again is a replay after its rollout worker died mid-episode:
+        # the orphaned env is dropped and the episode starts over.
+        self.envs.pop(episode_id, None)
         env = task_family(family).make_env(config)
         obs, info = env.reset(options=options)
         self.envs[episode_id] = env
@@ -49,6 +50,9 @@ class EnvActor:
     def close(self, episode_id: str) -> None:
         self.envs.pop(episode_id, None)
 
+    def ping(self) -> bool:
+        return True
+
     def live_episodes(self) -> int:
         return len(self.envs)
 
@@ -66,6 +70,9 @@ class VerifierActor:
 
     def __init__(self) -> None:
         self._verifiers: dict[tuple[str, str], Any] = {}
+
+    def ping(self) -> bool:
+        return True
 
     def verify(
         self, family: str, config: dict[str, Any], task_state: dict[str, Any], response: str

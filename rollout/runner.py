@@ -73,7 +73,6 @@ class EpisodeRunner:
         sampling: Sampling,
         multimodal: bool,
         worker_id: str = "",
-        sink: Callable[[EpisodeResult], None] | None = None,
     ) -> None:
         self.engine = engine
         self.chat = chat
@@ -82,17 +81,25 @@ class EpisodeRunner:
         self.sampling = sampling
         self.multimodal = multimodal
         self.worker_id = worker_id
-        self.sink = sink
 
-    async def run(self, specs: list[EpisodeSpec], max_concurrent: int) -> list[EpisodeResult]:
-        """Play every spec (at most ``max_concurrent`` at once); results in input order."""
+    async def run(
+        self,
+        specs: list[EpisodeSpec],
+        max_concurrent: int,
+        sink: Callable[[EpisodeResult], None] | None = None,
+    ) -> list[EpisodeResult]:
+        """Play every spec (at most ``max_concurrent`` at once); results in input order.
+
+        ``sink`` gets each episode as soon as it finishes (per call: concurrent ``run`` calls
+        on one runner each stream to their own sink).
+        """
         gate = asyncio.Semaphore(max_concurrent)
 
         async def guarded(spec: EpisodeSpec) -> EpisodeResult:
             async with gate:
                 result = await self.run_episode(spec)
-            if self.sink is not None:
-                self.sink(result)
+            if sink is not None:
+                sink(result)
             return result
 
         return list(await asyncio.gather(*(guarded(s) for s in specs)))

@@ -62,12 +62,16 @@ class RolloutWorker:
             if buffer is not None:
                 pending_adds.append(buffer.add.remote(to_record_batch(result.turns)))
 
-        self.runner.sink = sink
-        results = await self.runner.run(specs, self.cfg.max_concurrent_episodes)
+        results = await self.runner.run(specs, self.cfg.max_concurrent_episodes, sink)
         # Every episode is in the buffer before play returns (a failed add raises here).
         for ref in pending_adds:
             await ref
         return results
+
+    def set_pools(self, env_actors: list[Any], verifier_actors: list[Any]) -> None:
+        """Swap in new env/verifier actor lists (after the fleet replaced a dead one)."""
+        self.runner.env_pool = ActorPool(env_actors)
+        self.runner.verifier_pool = ActorPool(verifier_actors)
 
     async def load_weights(self, version: int, weights_dir: str) -> int:
         await self.engine.load_weights(version, weights_dir)

@@ -1,0 +1,81 @@
+"""Config of the evaluation harness: which held-out suites, how many episodes, how sampled,
+how often during training, and which verification budgets to sweep.
+
+Imports nothing heavy (no torch, ray or vllm) so configs load and validate anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cluster.typed_config import check
+
+KNOWN_SUITES = ("in_distribution", "ood_rule", "ood_visual")
+
+
+@dataclass
+class EvaluationConfig:
+    """Held-out ID/OOD evaluation, standalone (`veriray eval`) and scheduled during training."""
+
+    episodes: int | None = None
+    """Held-out episodes per suite (the study: GP 234, V-IRL 48; VLN mini has only 18 routes,
+    so a V-IRL ood_visual suite is capped at 18). None = the experiment's top-level `episodes`."""
+    seed: int = 0
+    """Seed of the held-out hands dealt per suite (V-IRL's held-out routes are fixed by the task's
+    split seeds). Independent of the experiment's seed: every point of a run, and runs with
+    different training seeds, are scored on the same episodes, so their numbers compare."""
+    suites: list[str] = field(default_factory=list)
+    """Suites to play, a subset of the family's (in_distribution, ood_rule, and ood_visual in
+    image mode). Empty = all of the family's suites."""
+    temperature: float | None = None
+    """Sampling temperature of evaluation episodes. None = the rollout section's (the study
+    samples at 0.2 throughout). Takes effect where evaluation starts its own rollout workers
+    (`veriray run`, `veriray eval`); scheduled evaluation reuses the training workers and
+    records the sampling they use."""
+    max_new_tokens: int | None = None
+    """Token cap per evaluation response. None = the rollout section's (same caveat as
+    temperature)."""
+    viter_sweep: list[int] = field(default_factory=list)
+    """Verification budgets to sweep on the evaluated suites (the study: [1, 3, 5, 10] on GP-L).
+    Each value replaces the task's budget (GP `viter`, V-IRL `tries_per_point`). Empty = off."""
+    every_k_updates: int = 5
+    """Scheduled evaluation during training: evaluate every K optimizer updates (plus the
+    init and the last update of each stage). 0 = only the init and stage ends."""
+
+    def __post_init__(self) -> None:
+        check(
+            self.episodes is None or self.episodes >= 1,
+            "episodes",
+            f"must be >= 1 (or null), got {self.episodes}",
+        )
+        check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        unknown = sorted(set(self.suites) - set(KNOWN_SUITES))
+        check(not unknown, "suites", f"unknown suite(s) {unknown}; known: {list(KNOWN_SUITES)}")
+        check(len(set(self.suites)) == len(self.suites), "suites", "lists a suite twice")
+        check(
+            self.temperature is None or self.temperature >= 0,
+            "temperature",
+            "must be >= 0 (0 = greedy) or null",
+        )
+        check(
+            self.max_new_tokens is None or self.max_new_tokens >= 1,
+            "max_new_tokens",
+            "must be >= 1 or null",
+        )
+        check(
+            all(v >= 1 for v in self.viter_sweep),
+            "viter_sweep",
+            f"budgets must be >= 1, got {self.viter_sweep}",
+        )
+        check(
+            len(set(self.viter_sweep)) == len(self.viter_sweep),
+            "viter_sweep",
+            "lists a budget twice",
+        )
+        check(self.every_k_updates >= 0, "every_k_updates", "must be >= 0 (0 = stage ends only)")
+
+    def due(self, update: int, last: bool = False) -> bool:
+        """Whether scheduled evaluation runs after ``update`` (1-based) optimizer updates."""
+        if last:
+            return True
+        return self.every_k_updates > 0 and update % self.every_k_updates == 0

@@ -1,0 +1,250 @@
+"""Per-run reports and multi-run comparisons.
+
+A run folder gets: report.json (every number: meta, every curve point with all suite metrics
+and compute, every VIter sweep, gains from the init), report.md (tables + the PNGs), and the
+figures: report.png (suite success at the latest point), curves.png (metric vs training
+GFLOPs per stage), gains.png (change from the init per suite), recognition.png (GP-VL) and
+viter_sweep.png (when swept). ``compare_runs`` overlays several runs' curves and gains.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from evaluation import plots
+from evaluation.metrics import headline
+
+REPORT_JSON = "report.json"
+GAIN_METRICS = ("success", "step_accuracy", "recognition")
+
+
+def stage_series(points: list[dict[str, Any]], prefix: str = "") -> plots.Series:
+    """Points grouped into one curve per stage, each starting from where its stage began
+    (the previous stage's last point), so SFT and RL curves both grow out of their init."""
+    series: plots.Series = {}
+    previous: dict[str, Any] | None = None
+    for p in points:
+        label = f"{prefix}{p['stage']}"
+        if label not in series:
+            series[label] = [previous] if previous is not None else []
+        series[label].append(p)
+        previous = p
+    return series
+
+
+def gains_from_init(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per stage (other than the init): last point minus the init point, per suite and metric.
+
+    The init is the first point of stage "init" (else the first point). The error bar of a
+    difference of two independent estimates is sqrt(se_a^2 + se_b^2).
+    """
+    if not points:
+        return {}
+    init = next((p for p in points if p["stage"] == "init"), points[0])
+    last: dict[str, dict[str, Any]] = {}
+    for p in points:
+        if p is not init and p["stage"] != "init":
+            last[p["stage"]] = p
+    out: dict[str, dict[str, Any]] = {}
+    for stage, p in last.items():
+        by_suite: dict[str, Any] = {}
+        for suite, m in p["suites"].items():
+            if suite not in init["suites"]:
+                continue
+            entry = {}
+            for metric in GAIN_METRICS:
+                a, b = headline(init["suites"][suite], metric), headline(m, metric)
+                if a is not None and b is not None:
+                    entry[metric] = {
+                        "init": a[0],
+                        "final": b[0],
+                        "delta": b[0] - a[0],
+                        "stderr": math.sqrt(a[1] ** 2 + b[1] ** 2),
+                        "final_step": p["step"],
+                        "final_train_gflops": p["train_gflops"],
+                    }
+            by_suite[suite] = entry
+        out[stage] = by_suite
+    return out
+
+
+def build_report(
+    meta: dict[str, Any],
+    points: list[dict[str, Any]],
+    sweeps: list[dict[str, Any]] | None = None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Everything a run measured, as one JSON-able dict. ``suites`` = the latest point's."""
+    if not points:
+        raise ValueError("build_report needs at least one evaluation point")
+    all_timings = dict(timings or {})
+    for p in points:
+        for key, seconds in p.get("timings", {}).items():
+            all_timings[key] = round(all_timings.get(key, 0.0) + seconds, 3)
+    return meta | {
+        "suites": points[-1]["suites"],
+        "points": points,
+        "gains": gains_from_init(points),
+        "viter_sweeps": sweeps or [],
+        "timings": all_timings,
+    }
+
+
+def write_report(run_dir: str | Path, report: dict[str, Any]) -> dict[str, Path]:
+    """Write report.json, the figures and report.md into ``run_dir``; return the paths."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / REPORT_JSON).write_text(json.dumps(report, indent=2))
+    title = f"{report.get('model', '?')} on {report.get('task', '?')}"
+    series = stage_series(report["points"])
+    figures = {
+        "report": plots.suite_bars(report["points"][-1], title, run_dir / "report.png"),
+        "curves": plots.curves(series, run_dir / "curves.png", title),
+        "gains": plots.gain_bars(report["gains"], run_dir / "gains.png"),
+        "recognition": plots.recognition_vs_success(series, run_dir / "recognition.png"),
+        "viter_sweep": plots.viter_sweep(report["viter_sweeps"], run_dir / "viter_sweep.png"),
+    }
+    written = {k: v for k, v in figures.items() if v is not None}
+    (run_dir / "report.md").write_text(render_markdown(report, written))
+    return written | {"json": run_dir / REPORT_JSON, "markdown": run_dir / "report.md"}
+
+
+def _pct(value: float, err: float) -> str:
+    return f"{100 * value:.1f} ± {100 * err:.1f}"
+
+
+def render_markdown(report: dict[str, Any], figures: dict[str, Path]) -> str:
+    latest = report["points"][-1]
+    lines = [
+        f"# {report.get('name', 'evaluation')}",
+        "",
+        f"Model `{report.get('model')}`, task `{report.get('task')}`, "
+        f"{report.get('episodes_per_suite')} held-out episodes per suite (seed "
+        f"{report.get('seed')}), sampling {json.dumps(report.get('sampling', {}))}.",
+        "Error bars: binomial s.e. sqrt(p(1-p)/n), in percentage points.",
+        "",
+        f"## Latest point: stage `{latest['stage']}`, step {latest['step']}, "
+        f"{latest['train_gflops']:.4g} training GFLOPs",
+        "",
+        "| suite | success | ± (binomial s.e.) | first try | mean turns | per-step acc | "
+        "recognition |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in latest["suites"].items():
+        step = headline(m, "step_accuracy")
+        rec = headline(m, "recognition")
+        lines.append(
+            f"| {name} | {100 * m['rate']:.1f}% | {100 * m['stderr']:.1f} | "
+            f"{_pct(*headline(m, 'first_try'))} | {m['mean_turns']:.2f} | "
+            f"{_pct(*step) if step else '-'} | {_pct(*rec) if rec else '-'} |"
+        )
+    faces = {n: m["by_face_card"] for n, m in latest["suites"].items() if "by_face_card" in m}
+    if faces:
+        lines += [
+            "",
+            "Success by face card in the hand (n in brackets):",
+            "",
+            "| suite | J | Q | K | no face card |",
+            "|---|---|---|---|---|",
+        ]
+        for name, by in faces.items():
+            cells = [
+                f"{_pct(by[k]['rate'], by[k]['stderr'])} ({by[k]['n']})" if by[k]["n"] else "-"
+                for k in ("J", "Q", "K", "none")
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if report["gains"]:
+        lines += [
+            "",
+            "## Change from the init (percentage points)",
+            "",
+            "| stage | suite | metric | init | final | change |",
+            "|---|---|---|---|---|---|",
+        ]
+        for stage, by_suite in report["gains"].items():
+            for suite, by_metric in by_suite.items():
+                for metric, g in by_metric.items():
+                    lines.append(
+                        f"| {stage} | {suite} | {metric} | {100 * g['init']:.1f} | "
+                        f"{100 * g['final']:.1f} | {100 * g['delta']:+.1f} ± "
+                        f"{100 * g['stderr']:.1f} |"
+                    )
+    lines += [
+        "",
+        "## Curve points",
+        "",
+        "| stage | step | training GFLOPs | " + " | ".join(latest["suites"]) + " |",
+        "|---|---|---|" + "---|" * len(latest["suites"]),
+    ]
+    for p in report["points"]:
+        cells = [
+            _pct(p["suites"][s]["rate"], p["suites"][s]["stderr"]) if s in p["suites"] else "-"
+            for s in latest["suites"]
+        ]
+        lines.append(
+            f"| {p['stage']} | {p['step']} | {p['train_gflops']:.4g} | " + " | ".join(cells) + " |"
+        )
+    for sweep in report["viter_sweeps"]:
+        lines += [
+            "",
+            f"## VIter sweep at {sweep['stage']} step {sweep['step']} (success %)",
+            "",
+            "| suite | " + " | ".join(f"VIter {b}" for b in sweep["budgets"]) + " |",
+            "|---|" + "---|" * len(sweep["budgets"]),
+        ]
+        for suite, by_budget in sweep["suites"].items():
+            lines.append(
+                f"| {suite} | "
+                + " | ".join(
+                    _pct(by_budget[str(b)]["rate"], by_budget[str(b)]["stderr"])
+                    for b in sweep["budgets"]
+                )
+                + " |"
+            )
+    lines += ["", "## Figures", ""]
+    lines += [f"![{name}]({path.name})" for name, path in figures.items()]
+    lines += ["", "Every number above (and more: tokens, compute, timings) is in report.json.", ""]
+    return "\n".join(lines)
+
+
+def load_report(run_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / REPORT_JSON).read_text())
+
+
+def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Path]:
+    """Overlay several runs' curves and gains on one figure each (compare.png, gains.png)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    series: plots.Series = {}
+    gains: dict[str, dict[str, Any]] = {}
+    summary: dict[str, Any] = {}
+    for run_dir in run_dirs:
+        report = load_report(run_dir)
+        name = report.get("name") or Path(run_dir).name
+        if name in summary:  # two runs with one name: keep both apart
+            name = f"{name} ({Path(run_dir)})"
+        series |= stage_series(report["points"], prefix=f"{name}/")
+        gains |= {f"{name}/{stage}": g for stage, g in report["gains"].items()}
+        summary[name] = {
+            "run_dir": str(run_dir),
+            "suites": report["suites"],
+            "gains": report["gains"],
+            "points": len(report["points"]),
+        }
+    figures = {
+        "curves": plots.curves(series, out / "compare.png", "runs compared"),
+        "gains": plots.gain_bars(gains, out / "compare_gains.png"),
+        "recognition": plots.recognition_vs_success(series, out / "compare_recognition.png"),
+    }
+    written = {k: v for k, v in figures.items() if v is not None}
+    (out / "compare.json").write_text(json.dumps(summary, indent=2))
+    lines = ["# Runs compared", "", "| run | suite | success | ± |", "|---|---|---|---|"]
+    for name, s in summary.items():
+        for suite, m in s["suites"].items():
+            lines.append(f"| {name} | {suite} | {100 * m['rate']:.1f}% | {100 * m['stderr']:.1f} |")
+    lines += [""] + [f"![{k}]({p.name})" for k, p in written.items()] + [""]
+    (out / "compare.md").write_text("\n".join(lines))
+    return written | {"json": out / "compare.json", "markdown": out / "compare.md"}

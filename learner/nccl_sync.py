@@ -1,0 +1,77 @@
+"""Learner side of the NCCL weight broadcast (GPU clusters; the CPU path exports a HF folder).
+
+Learner rank 0 and every vLLM worker join one NCCL group (vLLM's StatelessProcessGroup +
+PyNcclCommunicator, so the learner's own torch.distributed group is untouched); rank 0 then
+broadcasts each policy tensor in ``weight_specs`` order and the workers load them in place
+(rollout/weight_receiver.py). Names are the policy's parameter names plus an explicit
+``lm_head.weight`` for tied embeddings (vLLM keeps a separate head tensor). Under ZeRO-3 each
+parameter is gathered just before it is sent, so the full model never sits in memory at once;
+the gather is collective, so every learner rank calls ``broadcast_weights`` (non-zero ranks
+send nothing). Needs GPUs: tested on GPU machines only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+WeightSpec = tuple[str, str, list[int]]  # (name, torch dtype name, shape)
+
+
+def _named_tensors(policy: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    named = list(policy.named_parameters())
+    out_emb = policy.get_output_embeddings()
+    in_emb = policy.get_input_embeddings()
+    if out_emb is not None and out_emb.weight is in_emb.weight:
+        # named_parameters lists a tied weight once, under the embedding's name.
+        named.append(("lm_head.weight", out_emb.weight))
+    return named
+
+
+def _full_shape(p: nn.Parameter) -> list[int]:
+    return list(getattr(p, "ds_shape", p.shape))  # ZeRO-3 keeps the full shape in ds_shape
+
+
+def weight_specs(policy: nn.Module) -> list[WeightSpec]:
+    """(name, dtype, shape) of every tensor broadcast, in broadcast order."""
+    return [
+        (name, str(p.dtype).removeprefix("torch."), _full_shape(p))
+        for name, p in _named_tensors(policy)
+    ]
+
+
+class NcclSender:
+    """Rank 0's end of the weight-update group."""
+
+    def __init__(self, master_address: str, master_port: int, rank: int, world_size: int) -> None:
+        from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
+        from vllm.distributed.utils import StatelessProcessGroup
+
+        group = StatelessProcessGroup.create(
+            host=master_address, port=master_port, rank=rank, world_size=world_size
+        )
+        self.comm: Any = PyNcclCommunicator(group, device=torch.cuda.current_device())
+
+    def broadcast(self, policy: nn.Module, zero3: bool) -> int:
+        """Send every tensor of ``weight_specs`` order; returns the count."""
+        import deepspeed
+
+        stream = torch.cuda.current_stream()
+        n = 0
+        for _, p in _named_tensors(policy):
+            with deepspeed.zero.GatheredParameters([p], enabled=zero3):
+                self.comm.broadcast(p.data.contiguous(), src=0, stream=stream)
+            n += 1
+        torch.cuda.synchronize()
+        return n
+
+
+def gather_only(policy: nn.Module) -> None:
+    """What non-zero learner ranks do during a ZeRO-3 broadcast: join every gather."""
+    import deepspeed
+
+    for _, p in _named_tensors(policy):
+        with deepspeed.zero.GatheredParameters([p]):
+            pass

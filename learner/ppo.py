@@ -1,0 +1,101 @@
+"""Per-micro-batch losses of the learner: PPO (any registered policy loss + value loss) and
+SFT cross-entropy. The rank owns the loop; these functions own the math glue between a
+ModelBatch, the model and the pure losses of learner/losses.py.
+
+Shapes: B rows, T response tokens (right-aligned, see learner/batching.py), V vocab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from learner.batching import ModelBatch
+from learner.config import PPOConfig
+from learner.losses import (
+    POLICY_LOSSES,
+    PolicyLossInput,
+    PolicyLossParams,
+    gather_token_logprobs,
+    masked_mean,
+    value_loss,
+)
+
+
+@dataclass
+class PPOTargets:
+    """What the update compares against, fixed at the start of the update."""
+
+    old_logp: Tensor  # (B, T) float, log p of the response under the learner before the update
+    old_values: Tensor  # (B,) float, V(s) before the update (zeros without a critic)
+    advantages: Tensor  # (B,) float, one per turn (0 on padding rows)
+    returns: Tensor  # (B,) float, value targets
+
+
+def forward_logprobs(
+    model: nn.Module, batch: ModelBatch, temperature: float = 1.0, with_values: bool = True
+) -> tuple[Tensor, Tensor | None]:
+    """(log p of each response token (B, T) float32, values (B,) or None) in one pass."""
+    logits, values = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        num_logits=batch.num_logits,
+        value_index=batch.value_index if with_values else None,
+        pixel_values=batch.pixel_values,
+    )
+    # Kept logits cover the last T+1 positions; position j predicts token j+1.
+    logp = gather_token_logprobs(logits[:, :-1], batch.response_ids, temperature)
+    return logp, values
+
+
+def policy_params(cfg: PPOConfig) -> PolicyLossParams:
+    return PolicyLossParams(
+        clip_eps=cfg.clip_eps,
+        thought_coef=cfg.thought_coef,
+        kl_coef=cfg.kl_coef,
+        is_clip=cfg.is_clip,
+    )
+
+
+def ppo_loss(
+    model: nn.Module, batch: ModelBatch, targets: PPOTargets, cfg: PPOConfig
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Policy loss (by registry name) + vf_coef x clipped value loss; metrics detached."""
+    with_values = getattr(model, "value_head", None) is not None
+    logp, values = forward_logprobs(model, batch, cfg.temperature, with_values)
+    behaviour = None
+    if batch.behaviour_logp is not None and batch.use_behaviour is not None:
+        # Fresh rows use pi_old as their behaviour policy: weight exp(0) = 1, no correction.
+        stale = batch.use_behaviour.unsqueeze(1)  # (B, 1)
+        behaviour = torch.where(stale, batch.behaviour_logp, targets.old_logp)
+    loss_in = PolicyLossInput(
+        logp=logp,
+        old_logp=targets.old_logp,
+        advantages=targets.advantages,
+        answer_mask=batch.answer_mask,
+        reasoning_mask=batch.reasoning_mask,
+        behaviour_logp=behaviour,
+    )
+    loss, metrics = POLICY_LOSSES[cfg.policy_loss](loss_in, policy_params(cfg))
+    metrics["policy_loss"] = loss.detach()
+    if values is not None:
+        real = batch.row_weight > 0  # (B,) padding rows never train the critic
+        v_loss, v_metrics = value_loss(
+            values, targets.old_values, targets.returns, cfg.value_clip_eps, mask=real
+        )
+        metrics.update(v_metrics)
+        metrics["value_loss"] = v_loss.detach()
+        metrics["value_mean"] = masked_mean(values.detach(), real)
+        loss = loss + cfg.vf_coef * v_loss
+    metrics["loss"] = loss.detach()
+    return loss, metrics
+
+
+def sft_loss(model: nn.Module, batch: ModelBatch) -> tuple[Tensor, dict[str, Tensor]]:
+    """Mean next-token cross-entropy over the trained (assistant) tokens of the micro-batch."""
+    logp, _ = forward_logprobs(model, batch, with_values=False)
+    loss = -masked_mean(logp, batch.answer_mask)
+    return loss, {"loss": loss.detach()}

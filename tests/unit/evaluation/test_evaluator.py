@@ -1,0 +1,99 @@
+"""The Evaluator on a model-free fleet: suites, pinned episodes, compute axis, VIter sweep."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from envs.families import config_dict
+from envs.generalpoints.config import GeneralPointsConfig
+from evaluation.config import EvaluationConfig
+from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator, load_records, with_budget
+from evaluation.flops import ComputeMeter
+from tests.unit.evaluation.episodes import NavFleet
+
+TASK = config_dict(GeneralPointsConfig(num_cards=2, target_mode="one_op", viter=2))
+
+
+def make(fleet, tmp_path, **kw) -> Evaluator:
+    return Evaluator(
+        fleet, "generalpoints", TASK, EvaluationConfig(episodes=6, seed=3, **kw), tmp_path
+    )
+
+
+def test_run_records_a_point_on_the_training_compute_axis(fake_fleet, tmp_path) -> None:
+    ev = make(fake_fleet, tmp_path)
+    meter = ComputeMeter(1000, train_tokens=500, rollout_tokens=100)
+    point = ev.run("init", 0, meter)
+    assert list(point["suites"]) == ["in_distribution", "ood_rule"]
+    for m in point["suites"].values():
+        # fake: even episodes solve on the first try, odd ones spend the budget of 2
+        assert (m["successes"], m["n"]) == (3, 6)
+        assert m["mean_turns"] == (3 * 1 + 3 * 2) / 6
+    assert math.isclose(point["train_gflops"], (6 * 1000 * 500 + 2 * 1000 * 100) / 1e9)
+    # 9 turns of 14 tokens per suite go to eval_tokens, off the training axis
+    assert meter.eval_tokens == 2 * 9 * 14 and meter.train_tokens == 500
+    id_specs, ood_specs = fake_fleet.calls
+    assert all(s.config["split"] == "eval" for s in id_specs + ood_specs)
+    assert {s.config["face_card_rule"] for s in ood_specs} == {"ordinal"}
+    assert all(s.episode_id.startswith("eval-init0-") for s in id_specs)
+    assert all(k.startswith("timing/eval_") for k in point["timings"])
+    assert load_records(tmp_path, POINTS_FILE) == [point]
+
+
+def test_every_point_plays_the_same_held_out_hands(fake_fleet, tmp_path) -> None:
+    ev = make(fake_fleet, tmp_path, suites=["ood_rule"])
+    ev.run("init", 0)
+    ev.run("rl", 5)
+    first, second = fake_fleet.calls
+    assert [s.reset_options for s in first] == [s.reset_options for s in second]
+    assert [p["stage"] for p in ev.points] == ["init", "rl"]
+    assert ev.points[0]["train_gflops"] == 0.0 and ev.points[0]["compute"] is None
+
+
+def test_viter_sweep_replaces_the_budget(fake_fleet, tmp_path) -> None:
+    ev = make(fake_fleet, tmp_path, suites=["in_distribution"], viter_sweep=[1, 3])
+    sweep = ev.sweep_viter("init", 0)
+    assert [{s.config["viter"] for s in call} for call in fake_fleet.calls] == [{1}, {3}]
+    by_budget = sweep["suites"]["in_distribution"]
+    assert by_budget["1"]["mean_turns"] == 1.0
+    assert by_budget["3"]["mean_turns"] == (3 * 1 + 3 * 3) / 6
+    assert load_records(tmp_path, SWEEPS_FILE) == [sweep]
+    assert with_budget("virl", {"tries_per_point": 2}, 5) == {"tries_per_point": 5}
+    with pytest.raises(ValueError, match="viter_sweep"):
+        make(fake_fleet, tmp_path).sweep_viter("init", 0)
+
+
+def test_unknown_or_unavailable_suites_fail_loudly(fake_fleet, tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"^suites: .*ood_visual"):
+        make(fake_fleet, tmp_path, suites=["ood_visual"])  # text mode has no visual shift
+    with pytest.raises(ValueError, match=r"^episodes"):
+        Evaluator(fake_fleet, "generalpoints", TASK, EvaluationConfig())
+
+
+def test_log_metrics_are_namespaced(fake_fleet, tmp_path) -> None:
+    ev = make(fake_fleet, tmp_path, suites=["in_distribution"])
+    logged = ev.log_metrics(ev.run("sft", 2))
+    assert logged["eval/in_distribution/success"] == 0.5
+    assert math.isclose(logged["eval/in_distribution/success_stderr"], math.sqrt(0.25 / 6))
+    assert logged["eval/in_distribution/first_try"] == 0.5
+    assert all(k.startswith("eval/") for k in logged)
+
+
+def test_virl_image_suites_and_budget(tmp_path) -> None:
+    from envs.virl.config import VirlConfig
+
+    task = config_dict(VirlConfig(observation_mode="image", num_routes=100))
+    fleet = NavFleet()
+    ev = Evaluator(fleet, "virl", task, EvaluationConfig(episodes=48, viter_sweep=[1]), tmp_path)
+    point = ev.run("init", 0)
+    assert list(point["suites"]) == ["in_distribution", "ood_rule", "ood_visual"]
+    id_specs, rule_specs, visual_specs = fleet.calls
+    assert {s.config["split"] for s in id_specs} == {"eval"}
+    assert {s.config["action_space"] for s in rule_specs} == {"relative"}
+    assert len(visual_specs) == 18  # VLN mini: 2 routes in each of 9 cities
+    assert {s.config["split"] for s in visual_specs} == {"vln_mini"}
+    assert point["suites"]["ood_visual"]["step_accuracy"]["mean"] == 0.5
+    ev.sweep_viter("init", 0)
+    assert {s.config["tries_per_point"] for call in fleet.calls[3:] for s in call} == {1}

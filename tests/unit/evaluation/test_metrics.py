@@ -1,0 +1,74 @@
+"""Suite metrics against hand counts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from evaluation.metrics import headline, suite_metrics
+from tests.unit.evaluation.episodes import gp_episode, virl_episode
+
+
+def gp_suite():
+    return [
+        gp_episode(["K", "3"], [False, True], cards_ok=True),  # solved on the 2nd try
+        gp_episode(["J", "Q"], [True], cards_ok=True),  # solved on the 1st try
+        gp_episode(["2", "5"], [False, False], cards_ok=False),  # budget spent
+        gp_episode(["K", "K"], [False, False], cards_ok=None),  # unparsable: cards unread
+    ]
+
+
+def test_gp_success_first_try_turns_and_tokens() -> None:
+    m = suite_metrics(gp_suite())
+    assert (m["successes"], m["n"], m["rate"]) == (2, 4, 0.5)
+    assert math.isclose(m["stderr"], math.sqrt(0.5 * 0.5 / 4))  # 0.25
+    assert (m["first_try"]["successes"], m["first_try"]["n"]) == (1, 4)
+    assert math.isclose(m["first_try"]["stderr"], math.sqrt(0.25 * 0.75 / 4))
+    assert m["mean_turns"] == (2 + 1 + 2 + 2) / 4
+    # 7 turns of 10 prompt + 4 response tokens each
+    assert m["tokens"] == {
+        "prompt": 70,
+        "response": 28,
+        "total": 98,
+        "turns": 7,
+        "mean_response": 4.0,
+    }
+    assert headline(m, "success") == (0.5, 0.25)
+
+
+def test_gp_recognition_counts_unparsed_first_answers_as_wrong() -> None:
+    rec = suite_metrics(gp_suite())["recognition"]
+    assert (rec["successes"], rec["n"], rec["rate"]) == (2, 4, 0.5)
+    # text mode: cards are never checked, so there is no recognition metric at all
+    text = [gp_episode(["2", "3"], [True]), gp_episode(["4", "5"], [False])]
+    assert "recognition" not in suite_metrics(text)
+    assert headline(suite_metrics(text), "recognition") is None
+
+
+def test_gp_success_by_face_card() -> None:
+    by = suite_metrics(gp_suite())["by_face_card"]
+    assert (by["J"]["successes"], by["J"]["n"]) == (1, 1)
+    assert (by["Q"]["successes"], by["Q"]["n"]) == (1, 1)
+    assert (by["K"]["successes"], by["K"]["n"]) == (1, 2)  # K-3 solved, K-K not
+    assert (by["none"]["successes"], by["none"]["n"]) == (0, 1)
+
+
+def test_virl_step_accuracy_route_success_and_error_bars() -> None:
+    m = suite_metrics([virl_episode(3, 4), virl_episode(4, 4, n_turns=2), virl_episode(0, 5)])
+    acc = m["step_accuracy"]
+    assert math.isclose(acc["mean"], (0.75 + 1.0 + 0.0) / 3)
+    devs = [0.75 - acc["mean"], 1.0 - acc["mean"], 0.0 - acc["mean"]]
+    assert math.isclose(acc["stderr"], math.sqrt(sum(d * d for d in devs) / 2 / 3))
+    assert (acc["steps"]["successes"], acc["steps"]["n"]) == (7, 13)
+    assert math.isclose(acc["steps"]["stderr"], math.sqrt(7 / 13 * 6 / 13 / 13))
+    assert (m["route_success"]["successes"], m["route_success"]["n"]) == (1, 3)
+    assert (m["successes"], m["n"]) == (1, 3)
+    assert m["mean_turns"] == 4 / 3
+    assert "by_face_card" not in m and "recognition" not in m
+    assert headline(m, "step_accuracy") == (acc["mean"], acc["steps"]["stderr"])
+
+
+def test_empty_suite_is_an_error() -> None:
+    with pytest.raises(ValueError, match="at least one episode"):
+        suite_metrics([])

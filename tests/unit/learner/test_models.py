@@ -1,0 +1,126 @@
+"""PolicyWithValue on the tiny LM and VLM: padded batches give the unpadded log-probs, LLaVA
+takes pre-expanded image ids, and the exported HF folder is the plain policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+
+from learner.assets import prepare
+from learner.batching import TrainRow, collate
+from learner.checkpoint import save_hf_policy
+from learner.models import PolicyWithValue
+from learner.ppo import forward_logprobs
+
+
+def _reference_logprobs(policy, ids: list[int], n_resp: int, **extra) -> torch.Tensor:
+    """log p of the last n_resp tokens from one unpadded full forward."""
+    x = torch.tensor([ids])
+    logits = policy(input_ids=x, **extra).logits[0].float()
+    logp = logits[:-1].log_softmax(-1).gather(-1, x[0, 1:, None]).squeeze(-1)
+    return logp[-n_resp:]
+
+
+@pytest.fixture(scope="module")
+def lm_path() -> Path:
+    return prepare("tiny-lm")
+
+
+@pytest.mark.parametrize("critic", ["shared", "separate"])
+def test_padded_batch_matches_unpadded_forward(lm_path: Path, critic: str) -> None:
+    torch.manual_seed(0)
+    model = PolicyWithValue.from_pretrained(lm_path, critic=critic).eval()
+    rows = [
+        TrainRow([5, 6, 7, 8, 9], [10, 11], [True, True], [False, False]),
+        TrainRow([5, 6], [12, 13, 14, 15], [True] * 4, [False] * 4),
+    ]
+    batch = collate(rows, pad_id=0)
+    with torch.no_grad():
+        logp, values = forward_logprobs(model, batch)
+        for i, r in enumerate(rows):
+            ref = _reference_logprobs(
+                model.policy, r.prompt_ids + r.response_ids, len(r.response_ids)
+            )
+            assert torch.allclose(logp[i, -len(r.response_ids) :], ref, atol=1e-5)
+        # the value reads the last prompt token: changing the response leaves it unchanged
+        alone = collate([TrainRow([5, 6, 7, 8, 9], [99], [True], [False])], pad_id=0)
+        _, v_alone = forward_logprobs(model, alone)
+    assert values.shape == (2,) and values.dtype == torch.float32
+    assert torch.allclose(values[0], v_alone[0], atol=1e-5)
+    assert (model.critic is None) == (critic == "shared")
+
+
+def test_bf16_forward_and_backward(lm_path: Path) -> None:
+    model = PolicyWithValue.from_pretrained(lm_path, dtype=torch.bfloat16)
+    batch = collate([TrainRow([5, 6, 7], [8, 9], [True, True], [False, False])], pad_id=0)
+    logp, values = forward_logprobs(model, batch)
+    (logp.sum() + values.sum()).backward()
+    assert model.value_head.fc.weight.grad is not None
+    assert model.policy.get_input_embeddings().weight.grad.dtype == torch.bfloat16
+
+
+def test_llava_takes_pre_expanded_image_ids_and_pixels() -> None:
+    from transformers import AutoProcessor
+
+    path = prepare("tiny-vlm")
+    model = PolicyWithValue.from_pretrained(path).eval()
+    proc = AutoProcessor.from_pretrained(path)
+    image = Image.new("RGB", (80, 60), (20, 120, 40))
+    text = proc.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "cards?"}]}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    enc = proc(text=[text], images=[image], return_tensors="pt")
+    prompt = enc["input_ids"][0].tolist()  # image token already expanded, as vLLM gives it
+    assert prompt.count(model.policy.config.image_token_index) > 1
+    row = TrainRow(prompt, [40, 41, 42], [True] * 3, [False] * 3)
+    batch = collate([row, TrainRow([5, 6], [7], [True], [False])], 0, enc["pixel_values"])
+    with torch.no_grad():
+        logp, values = forward_logprobs(model, batch)
+        ref = _reference_logprobs(
+            model.policy, [*prompt, 40, 41, 42], 3, pixel_values=enc["pixel_values"]
+        )
+        no_image = _reference_logprobs(
+            model.policy,
+            [*prompt, 40, 41, 42],
+            3,
+            pixel_values=torch.zeros_like(enc["pixel_values"]),
+        )
+    assert torch.allclose(logp[0], ref, atol=1e-5)
+    assert not torch.allclose(ref, no_image, atol=1e-4)  # the pixels matter
+    assert values.shape == (2,)
+
+
+def test_export_is_the_plain_policy_with_an_explicit_tied_head(lm_path: Path, tmp_path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = PolicyWithValue.from_pretrained(lm_path)
+    with torch.no_grad():
+        model.policy.get_input_embeddings().weight.mul_(1.5)  # differ from the asset
+    files = save_hf_policy(model.policy, tmp_path / "hf", AutoTokenizer.from_pretrained(lm_path))
+    with safe_open(files[0], framework="pt") as f:
+        keys = set(f.keys())
+        assert torch.equal(
+            f.get_tensor("lm_head.weight"), f.get_tensor("model.embed_tokens.weight")
+        )
+    assert not any(k.startswith(("value_head", "critic")) for k in keys)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    x = torch.tensor([[5, 6, 7]])
+    with torch.no_grad():
+        assert torch.equal(loaded(x).logits, model.policy(x).logits)
+    assert (tmp_path / "hf" / "tokenizer.json").is_file()
+
+
+def test_llava_export_uses_the_vllm_key_layout(tmp_path) -> None:
+    model = PolicyWithValue.from_pretrained(prepare("tiny-vlm"), critic="none")
+    files = save_hf_policy(model.policy, tmp_path / "hf")
+    with safe_open(files[0], framework="pt") as f:
+        keys = list(f.keys())
+    vision = [k for k in keys if k.startswith("vision_tower.")]
+    assert vision and all(k.startswith("vision_tower.vision_model.") for k in vision)
+    assert "language_model.lm_head.weight" in keys
