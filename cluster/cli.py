@@ -1,6 +1,7 @@
 """The ``veriray`` command line.
 
-veriray run CONFIG [dotted.key=value ...]     run the main job (embedded Ray by default)
+veriray run CONFIG [dotted.key=value ...] [--resume]  run the experiment (embedded Ray)
+veriray scale N --address GCS                 change a running job's rollout workers
 veriray eval CHECKPOINT [overrides ...] [--config YAML] [--suite S ...] [--episodes N]
              [--viter-sweep 1 3 5 10] [--out DIR]   a checkpoint / model on held-out suites
 veriray compare RUN_DIR [RUN_DIR ...] --out DIR  overlay several runs' curves on one figure
@@ -29,10 +30,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from cluster.config import load_experiment
 
     cfg = load_experiment(args.config, args.overrides)
-    from cluster.main_job import run_main
+    from cluster.controller import run_experiment
 
-    run_dir = run_main(cfg)
-    print(f"report: {run_dir / 'report.md'} (numbers: report.json, plot: report.png)")
+    run_dir = run_experiment(cfg, resume=args.resume)
+    print(f"report: {run_dir / 'report.md'} (numbers: report.json, plots: *.png)")
+    return 0
+
+
+def _cmd_scale(args: argparse.Namespace) -> int:
+    import ray
+
+    from cluster.ray_auth import enable_token_auth
+    from cluster.stages import CONTROL_ACTOR
+
+    enable_token_auth(args.token_file, create=False)
+    ray.init(address=args.address, namespace=args.namespace, logging_level="ERROR")
+    try:
+        control = ray.get_actor(CONTROL_ACTOR, namespace=args.namespace)
+    except ValueError:
+        print(f"veriray: no running veriray job at {args.address}", file=sys.stderr)
+        return 3
+    if args.workers is not None:
+        ray.get(control.set_workers.remote(args.workers))
+    print(ray.get(control.get_status.remote()))
     return 0
 
 
@@ -157,7 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the main job")
     run.add_argument("config", help="experiment YAML, e.g. configs/cpu/quick.yaml")
     run.add_argument("overrides", nargs="*", help="dotted overrides, e.g. learner.lr=1e-6")
+    run.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     run.set_defaults(fn=_cmd_run)
+
+    scale = sub.add_parser("scale", help="set the rollout workers of a running job")
+    scale.add_argument("workers", type=int, nargs="?", help="desired count (omit: show status)")
+    scale.add_argument("--address", required=True, help="the job's GCS address (printed at start)")
+    scale.add_argument("--token-file", default=None, help="the cluster's Ray auth token file")
+    scale.add_argument("--namespace", default="veriray")
+    scale.set_defaults(fn=_cmd_scale)
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on held-out ID/OOD suites")
     ev.add_argument("checkpoint", help="training checkpoint folder, HF model folder or asset")

@@ -13,11 +13,13 @@ from typing import Literal
 
 from cluster.placement_config import PlacementConfig
 from cluster.ray_config import RayConfig
+from cluster.stages_config import RLStageConfig, SFTStageConfig
 from cluster.typed_config import check, load
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.virl.config import VirlConfig
 from evaluation.config import EvaluationConfig
 from learner.config import LearnerConfig
+from rollout.buffer_config import ReplayBufferConfig
 from rollout.config import RolloutConfig
 
 
@@ -73,6 +75,14 @@ class ExperimentConfig:
     """DeepSpeed learner group."""
     placement: PlacementConfig = field(default_factory=PlacementConfig)
     """How each role's placement groups are packed and pinned to nodes."""
+    sft: SFTStageConfig = field(default_factory=SFTStageConfig)
+    """The SFT warm start (and the continued-SFT arm)."""
+    rl: RLStageConfig = field(default_factory=RLStageConfig)
+    """The RL stage."""
+    buffer: ReplayBufferConfig = field(default_factory=ReplayBufferConfig)
+    """The replay buffer between rollout and learner."""
+    tensorboard: bool = True
+    """Also write TensorBoard event files under <run_dir>/tensorboard."""
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     """Held-out ID/OOD evaluation (suites, episodes, sampling, schedule, VIter sweep)."""
 
@@ -84,6 +94,23 @@ class ExperimentConfig:
             eval_tokens is None or eval_tokens < self.rollout.max_model_len,
             "evaluation.max_new_tokens",
             f"must be < rollout.max_model_len={self.rollout.max_model_len}",
+        )
+        check(
+            self.rl.mode == "async" or self.buffer.max_staleness == 0,
+            "buffer.max_staleness",
+            "must be 0 with rl.mode on_policy (strict on-policy PPO); use rl.mode async",
+        )
+        check(
+            self.rl.mode == "on_policy" or self.buffer.max_staleness >= 1,
+            "buffer.max_staleness",
+            "must be >= 1 with rl.mode async (the next batch is generated while training)",
+        )
+        sampled = self.rollout.temperature
+        check(
+            sampled == 0 or self.learner.ppo.temperature == sampled,
+            "learner.ppo.temperature",
+            f"must equal rollout.temperature={sampled} (the learner scores the distribution "
+            f"the rollouts sampled from), got {self.learner.ppo.temperature}",
         )
 
     @property

@@ -72,7 +72,12 @@ def role_specs(cfg: Any) -> dict[str, RoleSpec]:
     }
 
 
-def reserve(spec: RoleSpec, count: int | None = None, name: str | None = None) -> PlacementGroup:
+def reserve(
+    spec: RoleSpec,
+    count: int | None = None,
+    name: str | None = None,
+    timeout_s: float = PLACEMENT_TIMEOUT_S,
+) -> PlacementGroup:
     """Create and wait for a placement group of ``count`` bundles of ``spec``'s resources."""
     n = spec.count if count is None else count
     bundle = spec.bundle()
@@ -83,13 +88,13 @@ def reserve(spec: RoleSpec, count: int | None = None, name: str | None = None) -
         strategy=spec.strategy,
         name=name or f"veriray-{spec.name}",
     )
-    ready, _ = ray.wait([pg.ready()], timeout=PLACEMENT_TIMEOUT_S)
+    ready, _ = ray.wait([pg.ready()], timeout=timeout_s)
     if not ready:
         remove_placement_group(pg)
         total = {k: v * n for k, v in bundle.items()}
         raise PlacementError(
             f"role {spec.name!r}: the cluster cannot fit {n} x {bundle} (total {total}) with "
-            f"strategy {spec.strategy} within {PLACEMENT_TIMEOUT_S} s; lower the role's "
+            f"strategy {spec.strategy} within {timeout_s} s; lower the role's "
             f"count or per-actor resources, or add nodes (ray.cluster_resources(): "
             f"{ray.cluster_resources()})"
         )

@@ -23,6 +23,8 @@ class RayHandle:
     """http://host:port of the dashboard, or None when it is not running."""
     embedded: bool
     """True when this process started the cluster (and should shut it down)."""
+    gcs_address: str = ""
+    """host:port of the cluster's GCS (what `veriray scale --address` connects to)."""
 
 
 def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
@@ -42,6 +44,7 @@ def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
             # "local" always starts a new cluster; a bare ray.init() would join any cluster
             # that `ray start` left running on this machine.
             address="local",
+            _node_ip_address=cfg.node_ip_address,
             num_cpus=cfg.num_cpus,
             num_gpus=cfg.num_gpus,
             include_dashboard=cfg.include_dashboard,
@@ -64,7 +67,11 @@ def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
     url = ctx.dashboard_url
     if url and not url.startswith("http"):
         url = f"http://{url}"
-    return RayHandle(dashboard_url=url or None, embedded=embedded)
+    return RayHandle(
+        dashboard_url=url or None,
+        embedded=embedded,
+        gcs_address=str(ctx.address_info.get("gcs_address", "")),
+    )
 
 
 def _worker_env() -> dict[str, str]:

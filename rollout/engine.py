@@ -99,6 +99,9 @@ class VLLMEngine:
             enable_prefix_caching=True,
             limit_mm_per_prompt={"image": 1} if multimodal else None,
             disable_log_stats=True,
+            # Behaviour log-probs of the distribution actually sampled (after temperature),
+            # which is what the learner's importance correction compares against.
+            logprobs_mode="processed_logprobs",
             worker_extension_cls=WORKER_EXTENSION if cfg.weight_sync == "nccl" else "",
         )
         self.engine = AsyncLLM.from_engine_args(args)
@@ -212,9 +215,11 @@ class HFEngine:
             )
         prompt_ids = inputs["input_ids"][0].tolist()
         tokens = out.sequences[0, len(prompt_ids) :].tolist()
-        # Log-probs of the raw logits, as vLLM reports them by default (before temperature).
+        # Log-probs of the sampled distribution (after temperature), as the vLLM engine
+        # reports them (logprobs_mode="processed_logprobs").
+        scale = 1.0 if greedy else sampling.temperature
         logprobs = [
-            float(torch.log_softmax(step[0].float(), -1)[tok])
+            float(torch.log_softmax(step[0].float() / scale, -1)[tok])
             for step, tok in zip(out.logits, tokens)
         ]
         eos = self.model.generation_config.eos_token_id

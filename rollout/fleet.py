@@ -21,7 +21,7 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 from ray.util.placement_group import remove_placement_group
 
-from cluster.placement import RoleSpec, in_bundle, reserve
+from cluster.placement import PLACEMENT_TIMEOUT_S, PlacementError, RoleSpec, in_bundle, reserve
 from cluster.placement_config import PlacementConfig
 from rollout.config import RolloutConfig
 from rollout.pools import EnvActor, VerifierActor
@@ -35,6 +35,8 @@ MAX_CHUNK_RETRIES = 3
 # Chunks each worker holds at once: two keep its engine busy while one finishes.
 CHUNKS_IN_FLIGHT_PER_WORKER = 2
 _DEATHS = (RayActorError, ActorDiedError, ActorUnavailableError)
+# A scale-up the cluster cannot place within this is skipped (with a warning), not waited on.
+SCALE_UP_TIMEOUT_S = 30
 
 
 @dataclass
@@ -87,6 +89,7 @@ class RolloutFleet:
         self.replaced = {"rollout": 0, "env": 0, "verifier": 0}
         self.version = 0
         self.weights_dir: str | None = None
+        self.unplaceable = 0  # a worker count that did not fit; not retried until it changes
         self.scale(cfg.num_workers)
 
     # ------------------------------------------------------------------ actors
@@ -98,9 +101,9 @@ class RolloutFleet:
         opts = in_bundle(self.verifier_pg, index, self.verifier_spec)
         return ray.remote(VerifierActor).options(**opts).remote()
 
-    def _new_worker(self) -> _Worker:
+    def _new_worker(self, timeout_s: float = PLACEMENT_TIMEOUT_S) -> _Worker:
         worker_id = f"rollout-{next(self._ids)}"
-        pg = reserve(self.worker_spec, name=f"veriray-{worker_id}")
+        pg = reserve(self.worker_spec, name=f"veriray-{worker_id}", timeout_s=timeout_s)
         handle = (
             ray.remote(RolloutWorker)
             .options(**in_bundle(pg, 0, self.worker_spec), max_concurrency=1000)
@@ -130,7 +133,18 @@ class RolloutFleet:
             raise ValueError(f"rollout workers: need at least 1, got {n}")
         active = [w for w in self.workers.values() if not w.draining]
         for _ in range(n - len(active)):
-            w = self._new_worker()
+            if self.workers and n > len(active):
+                # Growing a running job: never stall it on a request the cluster cannot fit.
+                try:
+                    w = self._new_worker(timeout_s=SCALE_UP_TIMEOUT_S)
+                except PlacementError as err:
+                    log.warning(
+                        "scale to %d rollout workers: %s; keeping %d", n, err, self.num_workers
+                    )
+                    self.unplaceable = n
+                    break
+            else:
+                w = self._new_worker()
             self.workers[w.worker_id] = w
         for w in active[n:][::-1] if n < len(active) else []:
             w.draining = True
@@ -181,8 +195,9 @@ class RolloutFleet:
         results: dict[int, list[EpisodeResult]] = {}
         in_flight: dict[Any, tuple[int, list[EpisodeSpec], int, str]] = {}
         while queue or in_flight:
-            if desired_workers is not None and desired_workers() != self.num_workers:
-                self.scale(desired_workers())
+            want = desired_workers() if desired_workers is not None else self.num_workers
+            if want != self.num_workers and want != self.unplaceable:
+                self.scale(want)
             load = {wid: 0 for wid in self.workers}
             for _, _, _, wid in in_flight.values():
                 load[wid] = load.get(wid, 0) + 1

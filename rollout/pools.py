@@ -28,7 +28,9 @@ class EnvActor:
         # the orphaned env is dropped and the episode starts over.
         self.envs.pop(episode_id, None)
         env = task_family(family).make_env(config)
-        obs, info = env.reset(options=options)
+        rest = dict(options)
+        seed = rest.pop("seed", None)  # a seed deals a fresh task; other options pick one
+        obs, info = env.reset(seed=seed, options=rest or None)
         self.envs[episode_id] = env
         return self._observation(obs) | {"task_state": info["task_state"]}
 

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from learner.assets import prepare
-from learner.weight_sync import write_policy_folder
+from learner.checkpoint import save_hf_policy
 from rollout.config import RolloutConfig
 from rollout.engine import GenerationRequest, HFEngine, Sampling, VLLMEngine
 
@@ -51,8 +51,7 @@ def perturbed_folder(tmp_path_factory) -> Path:
         for p in model.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=gen))
     out = tmp_path_factory.mktemp("weights") / "v1"
-    write_policy_folder(model, out)
-    AutoTokenizer.from_pretrained(prepare("tiny-lm")).save_pretrained(out)
+    save_hf_policy(model, out, chat=AutoTokenizer.from_pretrained(prepare("tiny-lm")))
     return out
 
 

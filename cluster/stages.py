@@ -1,0 +1,109 @@
+"""The stages the controller runs, each a small function over the components.
+
+Components never reference the controller: the fleet plays episodes, the learner group trains,
+the buffer holds trajectories, the evaluator scores suites. These functions wire one stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from cluster.config import ExperimentConfig
+from envs.families import config_dict
+from evaluation.flops import ComputeMeter
+from rollout.images import ImageStore
+from rollout.runner import EpisodeSpec
+
+CONTROL_ACTOR = "veriray-control"
+
+
+@ray.remote(num_cpus=0)
+class ControlActor:
+    """The running job's control point: desired rollout workers and a status snapshot.
+
+    ``veriray scale N`` sets the desired count; the fleet polls it between chunks."""
+
+    def __init__(self, workers: int) -> None:
+        self.desired_workers = workers
+        self.status: dict[str, Any] = {}
+
+    def set_workers(self, n: int) -> int:
+        if n < 1:
+            raise ValueError(f"rollout workers: need at least 1, got {n}")
+        self.desired_workers = n
+        return n
+
+    def get_workers(self) -> int:
+        return self.desired_workers
+
+    def set_status(self, status: dict[str, Any]) -> None:
+        self.status = status
+
+    def get_status(self) -> dict[str, Any]:
+        return self.status | {"desired_workers": self.desired_workers}
+
+
+def start_control(cfg: ExperimentConfig) -> Any:
+    with_name = ControlActor.options(
+        name=CONTROL_ACTOR, namespace=cfg.ray.namespace, get_if_exists=False, lifetime=None
+    )
+    return with_name.remote(cfg.rollout.num_workers)
+
+
+def sft_rows(cfg: ExperimentConfig, model_path: str, out_dir: Path) -> list[Any]:
+    """Expert conversations from the env oracle (train split) -> Parquet -> training rows."""
+    from learner.sft import load_sft_rows
+    from learner.sft_data import generalpoints_examples, virl_examples, write_sft_parquet
+
+    task = config_dict(dataclasses.replace(cfg.task.active, split="train"))
+    store = ImageStore(cfg.run_dir / "images") if cfg.model.multimodal else None
+    s = cfg.sft
+    if cfg.task.family == "generalpoints":
+        examples = generalpoints_examples(task, s.examples, s.seed, store, thought=s.thought)
+    else:
+        examples = virl_examples(task, s.examples, s.seed, store)
+    path = out_dir / "sft_data.parquet"
+    write_sft_parquet(examples, path)
+    return load_sft_rows(path, model_path, max_len=cfg.rollout.max_model_len)
+
+
+def sft_tokens(rows: list[Any]) -> int:
+    return sum(len(r.prompt_ids) + len(r.response_ids) for r in rows)
+
+
+def rl_specs(cfg: ExperimentConfig, update: int) -> list[EpisodeSpec]:
+    """The episodes of one RL update: fresh training tasks seeded by the update, each played
+    ``rl.samples_per_task`` times in one group (the group baseline's peers)."""
+    import numpy as np
+
+    task = config_dict(dataclasses.replace(cfg.task.active, split="train"))
+    k = cfg.rl.samples_per_task
+    rng = np.random.default_rng([cfg.seed, update])
+    seeds = rng.integers(0, 2**31 - 1, size=cfg.rl.episodes_per_update // k)
+    return [
+        EpisodeSpec(
+            f"rl-u{update}-t{t}-s{j}",
+            cfg.task.family,
+            task,
+            {"seed": int(seed)},
+            group_id=f"rl-u{update}-t{t}",
+        )
+        for t, seed in enumerate(seeds)
+        for j in range(k)
+    ]
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = sorted((run_dir / "checkpoints").glob("update-*"))
+    return ckpts[-1] if ckpts else None
+
+
+def save_rl_checkpoint(group: Any, meter: ComputeMeter, run_dir: Path, update: int) -> Path:
+    folder = run_dir / "checkpoints" / f"update-{update:06d}"
+    group.save_checkpoint(str(folder))
+    meter.save(folder)
+    return folder

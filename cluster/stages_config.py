@@ -1,0 +1,64 @@
+"""Configs of the controller's stages: SFT warm start (+ continued-SFT branch) and RL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from cluster.typed_config import check
+
+
+@dataclass
+class SFTStageConfig:
+    """Supervised fine-tuning on expert answers from the env oracles."""
+
+    enabled: bool = False
+    """Run the SFT warm start (the study's init for RL)."""
+    examples: int = 256
+    """Expert conversations generated from the oracle on the training split."""
+    warmup_epochs: int = 1
+    """Passes over the examples for the warm start."""
+    branch_steps: int = 0
+    """Optimizer steps of continued SFT after the warm start, evaluated like RL on the same
+    schedule: the SFT arm of the SFT-vs-RL comparison (0 = no SFT arm)."""
+    thought: bool = False
+    """Oracle answers carry short reasoning text before the JSON answer."""
+    seed: int = 0
+    """Seed of dealing the SFT examples and of their order."""
+
+    def __post_init__(self) -> None:
+        check(self.examples >= 1, "examples", f"must be >= 1, got {self.examples}")
+        check(self.warmup_epochs >= 1, "warmup_epochs", "must be >= 1")
+        check(self.branch_steps >= 0, "branch_steps", "must be >= 0")
+
+
+@dataclass
+class RLStageConfig:
+    """PPO (or GRPO) from the SFT warm start (or the base model if SFT is off)."""
+
+    enabled: bool = False
+    """Run the RL stage."""
+    updates: int = 4
+    """Learner updates (each: generate episodes, train, publish weights)."""
+    episodes_per_update: int = 32
+    """Episodes generated for each update (the study: 2,048 transitions per update)."""
+    samples_per_task: int = 1
+    """Episodes played on each dealt task (> 1 gives group baselines such as GRPO a group)."""
+    mode: Literal["on_policy", "async"] = "on_policy"
+    """on_policy: generate with version v, train, sync, repeat (the study's PPO). async:
+    generate the next batch while the learner trains (needs buffer.max_staleness >= 1)."""
+    checkpoint_every: int = 0
+    """Save a resumable checkpoint every N updates (0 = only after the last update)."""
+    consume_timeout_s: float = 1800.0
+    """How long the learner waits for a batch from the replay buffer before failing."""
+
+    def __post_init__(self) -> None:
+        check(self.updates >= 1, "updates", f"must be >= 1, got {self.updates}")
+        check(self.episodes_per_update >= 1, "episodes_per_update", "must be >= 1")
+        check(
+            self.samples_per_task >= 1 and self.episodes_per_update % self.samples_per_task == 0,
+            "samples_per_task",
+            f"must be >= 1 and divide episodes_per_update={self.episodes_per_update}",
+        )
+        check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0")
+        check(self.consume_timeout_s > 0, "consume_timeout_s", "must be > 0")

@@ -1,0 +1,148 @@
+"""The controller end to end on an embedded cluster: base eval -> SFT warm start -> SFT arm ->
+PPO with weight sync -> report; `veriray scale` changes the rollout workers of the running job;
+`--resume` continues from the last checkpoint; a bad config fails before anything starts."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+JOB_TIMEOUT_S = 900
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_args(out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "cluster.cli",
+        "run",
+        str(ROOT / "configs/cpu/quick.yaml"),
+        "episodes=4",
+        "rl.episodes_per_update=8",
+        "rl.checkpoint_every=1",
+        f"output_dir={out}",
+        f"ray.dashboard_port={_port()}",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """quick.yaml with 2 RL updates; scaled to 2 rollout workers while it runs."""
+    out = tmp_path_factory.mktemp("runs")
+    job = subprocess.Popen(
+        _run_args(out, "rl.updates=2"),
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    scale_out = None
+    assert job.stdout is not None
+    for line in job.stdout:
+        m = re.search(r"veriray scale N --address (\S+)", line)
+        if m:
+            scale_out = subprocess.run(
+                [sys.executable, "-m", "cluster.cli", "scale", "2", "--address", m.group(1)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            break
+    rest, err = job.communicate(timeout=JOB_TIMEOUT_S)
+    assert job.returncode == 0, err[-4000:]
+    return out / "quick", scale_out, rest
+
+
+def test_pipeline_writes_points_for_every_stage(first_run) -> None:
+    run_dir, _, stdout = first_run
+    assert "report:" in stdout
+    points = [json.loads(line) for line in (run_dir / "eval_points.jsonl").read_text().splitlines()]
+    assert [p["stage"] for p in points] == ["base", "init", "sft", "sft", "rl"]
+    flops = [p["train_gflops"] for p in points]
+    assert flops[0] == 0 < flops[1] < flops[2] < flops[3]  # SFT arm adds compute
+    assert flops[4] > flops[1]
+    report = json.loads((run_dir / "report.json").read_text())
+    assert {"in_distribution", "ood_rule"} <= set(report["suites"])
+    for name in ("report.png", "curves.png"):
+        with Image.open(run_dir / name) as img:
+            assert img.format == "PNG"
+    assert (run_dir / "sft" / "hf" / "config.json").is_file()
+    assert (run_dir / "sft" / "sft_data.parquet").is_file()
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "update-000001",
+        "update-000002",
+    ]
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_rl_metrics_are_logged_per_update(first_run) -> None:
+    run_dir, _, _ = first_run
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rl = [r for r in rows if "learner/policy_loss" in r]
+    assert [r["step"] for r in rl] == [1, 2]
+    for r in rl:
+        assert r["buffer/size_episodes"] == 0  # strict on-policy: every batch consumed
+        assert r["timing/weight_sync"] > 0 and r["timing/rollout"] > 0
+
+
+def test_scale_reached_the_running_job(first_run) -> None:
+    run_dir, scale_out, _ = first_run
+    assert scale_out is not None and scale_out.returncode == 0, scale_out and scale_out.stderr
+    assert "'desired_workers': 2" in scale_out.stdout
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("rollout/workers") == 2.0 for r in rows)
+
+
+def test_resume_continues_from_the_last_checkpoint(first_run) -> None:
+    run_dir, _, _ = first_run
+    out = run_dir.parent
+    result = subprocess.run(
+        _run_args(out, "rl.updates=3", "--resume"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (run_dir / "checkpoints" / "update-000003").is_dir()
+    points = [json.loads(line) for line in (run_dir / "eval_points.jsonl").read_text().splitlines()]
+    assert [p["stage"] for p in points][-1] == "rl" and points[-1]["step"] == 3
+    state = json.loads(
+        (run_dir / "checkpoints" / "update-000003" / "trainer_state.json").read_text()
+    )
+    assert state["policy_version"] == 3
+
+
+def test_bad_config_fails_fast_with_the_field() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cluster.cli",
+            "run",
+            str(ROOT / "configs/cpu/quick.yaml"),
+            "rollout.temperature=-1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert "config error: rollout.temperature: must be >= 0" in result.stderr
