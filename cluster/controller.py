@@ -17,6 +17,7 @@ RL arm from the same init (generate -> train -> publish weights -> eval every K 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -41,11 +42,28 @@ from envs.families import config_dict
 from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator, load_records
 from evaluation.flops import ComputeMeter, turn_tokens
 from evaluation.report import build_report, write_report
-from evaluation.run import resolve_model, resolved_eval_config, sampling_of
+from evaluation.run import (
+    eval_rollout_config,
+    resolve_model,
+    resolved_eval_config,
+    sampling_of,
+)
+from rollout.engine import Sampling
 from rollout.fleet import RolloutFleet
 
 # Version tags of SFT-arm weights on the engines, far from the RL policy versions (0, 1, ...).
 SFT_ARM_VERSION_BASE = 1_000_000
+
+
+@dataclasses.dataclass
+class EvalPlayer:
+    """The fleet as the evaluator sees it: plays with the evaluation's pinned sampling."""
+
+    fleet: RolloutFleet
+    sampling: Sampling
+
+    def play(self, specs: list[Any]) -> list[Any]:
+        return self.fleet.play(specs, sampling=self.sampling)
 
 
 class StageTimer(dict):
@@ -79,13 +97,16 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
         fleet = RolloutFleet(
             model.model_path, cfg.rollout, cfg.model.multimodal, run_dir / "images", cfg.placement
         )
+    eval_cfg = resolved_eval_config(cfg)
+    eval_rollout = eval_rollout_config(cfg.rollout, eval_cfg)
+    player = EvalPlayer(fleet, Sampling.from_config(eval_rollout))
     ev = Evaluator(
-        fleet,
+        player,
         cfg.task.family,
         config_dict(cfg.task.active),
-        resolved_eval_config(cfg),
+        eval_cfg,
         run_dir,
-        sampling_of(cfg.rollout),
+        sampling_of(eval_rollout),
     )
     ev.points = load_records(run_dir, POINTS_FILE) if resume else []
     init_path = str(model.model_path)
@@ -127,7 +148,7 @@ def sft_stage(cfg, fleet, ev, meter, log, t, skip: bool) -> tuple[str, ComputeMe
     with t("sft_data"):
         rows = sft_rows(cfg, str(fleet.model_path), cfg.run_dir / "sft")
     with t("sft_setup"):
-        group = LearnerGroup(cfg.learner, fleet.model_path)
+        group = LearnerGroup(stage_learner(cfg.learner, cfg.sft.lr), fleet.model_path)
     try:
         with t("sft_warm_start"):
             history = run_sft(
@@ -180,7 +201,7 @@ def rl_stage(cfg, fleet, ev, meter, log, t, control, init_path, checkpoint) -> N
     from rollout.buffer import make_buffer_actor
 
     with t("rl_setup"):
-        group = LearnerGroup(cfg.learner, init_path)
+        group = LearnerGroup(stage_learner(cfg.learner, cfg.rl.lr), init_path)
         start = 0
         if checkpoint is not None:
             group.load_checkpoint(str(checkpoint))
@@ -234,6 +255,11 @@ def rl_stage(cfg, fleet, ev, meter, log, t, control, init_path, checkpoint) -> N
         transport.close()
         group.shutdown()
         ray.kill(buffer)
+
+
+def stage_learner(learner: Any, lr: float | None) -> Any:
+    """The learner config of a stage: the shared one, with the stage's learning rate."""
+    return learner if lr is None else dataclasses.replace(learner, lr=lr)
 
 
 def rollout_summary(episodes: list[Any]) -> dict[str, float]:

@@ -19,8 +19,6 @@ class RayConfig:
     """GPUs of the embedded cluster (None = detected)."""
     include_dashboard: bool = True
     """Start the Ray dashboard with the embedded cluster."""
-    node_ip_address: str = "127.0.0.1"
-    """Address the embedded cluster's services (GCS, raylet, object store) bind to."""
     dashboard_host: str = "127.0.0.1"
     """Interface the dashboard binds to. Localhost unless you mean to expose it."""
     dashboard_port: int = 8265

@@ -44,7 +44,6 @@ def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
             # "local" always starts a new cluster; a bare ray.init() would join any cluster
             # that `ray start` left running on this machine.
             address="local",
-            _node_ip_address=cfg.node_ip_address,
             num_cpus=cfg.num_cpus,
             num_gpus=cfg.num_gpus,
             include_dashboard=cfg.include_dashboard,

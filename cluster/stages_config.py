@@ -23,6 +23,8 @@ class SFTStageConfig:
     schedule: the SFT arm of the SFT-vs-RL comparison (0 = no SFT arm)."""
     thought: bool = False
     """Oracle answers carry short reasoning text before the JSON answer."""
+    lr: float | None = None
+    """Learning rate of the SFT stage (null = learner.lr)."""
     seed: int = 0
     """Seed of dealing the SFT examples and of their order."""
 
@@ -30,6 +32,7 @@ class SFTStageConfig:
         check(self.examples >= 1, "examples", f"must be >= 1, got {self.examples}")
         check(self.warmup_epochs >= 1, "warmup_epochs", "must be >= 1")
         check(self.branch_steps >= 0, "branch_steps", "must be >= 0")
+        check(self.lr is None or self.lr > 0, "lr", "must be > 0 or null")
 
 
 @dataclass
@@ -51,6 +54,8 @@ class RLStageConfig:
     """Save a resumable checkpoint every N updates (0 = only after the last update)."""
     consume_timeout_s: float = 1800.0
     """How long the learner waits for a batch from the replay buffer before failing."""
+    lr: float | None = None
+    """Learning rate of the RL stage (null = learner.lr)."""
 
     def __post_init__(self) -> None:
         check(self.updates >= 1, "updates", f"must be >= 1, got {self.updates}")
@@ -62,3 +67,4 @@ class RLStageConfig:
         )
         check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0")
         check(self.consume_timeout_s > 0, "consume_timeout_s", "must be > 0")
+        check(self.lr is None or self.lr > 0, "lr", "must be > 0 or null")

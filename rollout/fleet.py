@@ -24,6 +24,7 @@ from ray.util.placement_group import remove_placement_group
 from cluster.placement import PLACEMENT_TIMEOUT_S, PlacementError, RoleSpec, in_bundle, reserve
 from cluster.placement_config import PlacementConfig
 from rollout.config import RolloutConfig
+from rollout.engine import Sampling
 from rollout.pools import EnvActor, VerifierActor
 from rollout.runner import EpisodeResult, EpisodeSpec
 from rollout.worker import RolloutWorker
@@ -184,6 +185,7 @@ class RolloutFleet:
         specs: list[EpisodeSpec],
         buffer: Any = None,
         desired_workers: Any = None,
+        sampling: Sampling | None = None,
     ) -> list[EpisodeResult]:
         """Play every episode once; results in input order.
 
@@ -204,7 +206,7 @@ class RolloutFleet:
             for w in list(self.workers.values()):
                 while queue and not w.draining and load[w.worker_id] < CHUNKS_IN_FLIGHT_PER_WORKER:
                     start, part, tries = queue.popleft()
-                    in_flight[w.handle.play.remote(part, buffer)] = (
+                    in_flight[w.handle.play.remote(part, buffer, sampling)] = (
                         start,
                         part,
                         tries,

@@ -87,6 +87,7 @@ class EpisodeRunner:
         specs: list[EpisodeSpec],
         max_concurrent: int,
         sink: Callable[[EpisodeResult], None] | None = None,
+        sampling: Sampling | None = None,
     ) -> list[EpisodeResult]:
         """Play every spec (at most ``max_concurrent`` at once); results in input order.
 
@@ -97,14 +98,14 @@ class EpisodeRunner:
 
         async def guarded(spec: EpisodeSpec) -> EpisodeResult:
             async with gate:
-                result = await self.run_episode(spec)
+                result = await self.run_episode(spec, sampling or self.sampling)
             if sink is not None:
                 sink(result)
             return result
 
         return list(await asyncio.gather(*(guarded(s) for s in specs)))
 
-    async def run_episode(self, spec: EpisodeSpec) -> EpisodeResult:
+    async def run_episode(self, spec: EpisodeSpec, sampling: Sampling) -> EpisodeResult:
         env = self.env_pool.pick()
         obs = await env.reset.remote(spec.episode_id, spec.family, spec.config, spec.reset_options)
         task_state = obs["task_state"]
@@ -126,7 +127,7 @@ class EpisodeRunner:
                 )
                 gen = await self.engine.generate(
                     GenerationRequest(prompt=prompt, image=image if self.multimodal else None),
-                    self.sampling,
+                    sampling,
                 )
                 verdict = await self.verifier_pool.pick().verify.remote(
                     spec.family, spec.config, task_state, gen.text

@@ -51,8 +51,12 @@ class RolloutWorker:
         self.episodes_played = 0
         self.tokens_generated = 0
 
-    async def play(self, specs: list[EpisodeSpec], buffer: Any = None) -> list[EpisodeResult]:
-        """Play the episodes; stream each finished one into ``buffer`` (an actor) if given."""
+    async def play(
+        self, specs: list[EpisodeSpec], buffer: Any = None, sampling: Sampling | None = None
+    ) -> list[EpisodeResult]:
+        """Play the episodes; stream each finished one into ``buffer`` (an actor) if given.
+
+        ``sampling`` overrides the worker's own (evaluation samples differently)."""
 
         pending_adds: list[Any] = []
 
@@ -62,7 +66,7 @@ class RolloutWorker:
             if buffer is not None:
                 pending_adds.append(buffer.add.remote(to_record_batch(result.turns)))
 
-        results = await self.runner.run(specs, self.cfg.max_concurrent_episodes, sink)
+        results = await self.runner.run(specs, self.cfg.max_concurrent_episodes, sink, sampling)
         # Every episode is in the buffer before play returns (a failed add raises here).
         for ref in pending_adds:
             await ref
