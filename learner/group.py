@@ -155,6 +155,11 @@ class LearnerGroup:
     def load_checkpoint(self, folder: str) -> dict[str, int]:
         return self.call_all("load_checkpoint", folder)[0]
 
+    def score(self, rows: list[TrainRow], temperature: float = 1.0) -> list[list[float]]:
+        """Rank 0's log-probs of each row's response tokens (all ranks hold the same weights
+        under ZeRO 0-2)."""
+        return ray.get(self.ranks[0].score.remote(rows, temperature))
+
     def param_digests(self) -> list[str]:
         return self.call_all("param_digest")
 

@@ -264,6 +264,30 @@ class LearnerRank:
             returns=torch.tensor([returns[i] for i in idx], device=device),
         )
 
+    def score(
+        self, rows: list[TrainRow], temperature: float = 1.0, image_dir: str | None = None
+    ) -> list[list[float]]:
+        """Log-probs of each row's response tokens under the current weights (no update).
+
+        What the learner believes the policy is: compare with the engines' behaviour log-probs
+        after a weight sync.
+        """
+        pixels = self._pixels(rows, image_dir)
+        out: list[list[float]] = []
+        mb = self.cfg.micro_batch_size
+        self.engine.eval()
+        with torch.no_grad():
+            for s in range(0, len(rows), mb):
+                chunk = rows[s : s + mb]
+                logp, _ = forward_logprobs(
+                    self.engine, self._collate(chunk, pixels[s : s + mb]), temperature, False
+                )
+                for i, row in enumerate(chunk):
+                    t = len(row.response_ids)
+                    # Rows are right-aligned in the batch's response window.
+                    out.append(logp[i, logp.shape[1] - t :].tolist())
+        return out
+
     # ------------------------------------------------------------------ generation (tests)
 
     def sample(

@@ -102,4 +102,3 @@ class NcclBroadcastTransport:
 
     def close(self) -> None:
         pass
-
