@@ -94,8 +94,11 @@ def veriray_fleet(
     from envs.families import family
 
     options = family("generalpoints").eval_reset_options(task_config(), episodes, 0)
-    warm = [EpisodeSpec(f"warm-{i}", "generalpoints", task_config(), options[i]) for i in range(2)]
-    fleet.play(warm * workers)  # engines started and warmed up; not timed
+    warm = [
+        EpisodeSpec(f"warm-{i}", "generalpoints", task_config(), options[i % len(options)])
+        for i in range(2 * workers)
+    ]
+    fleet.play(warm)  # engines started and warmed up; not timed
     specs = [EpisodeSpec(f"e{i}", "generalpoints", task_config(), o) for i, o in enumerate(options)]
     start = time.perf_counter()
     results = fleet.play(specs)

@@ -106,6 +106,8 @@ def test_submit_runs_the_job_and_status_lists_it(head_cluster, tmp_path: Path) -
             "submit",
             "configs/cpu/quick.yaml",
             "episodes=2",
+            "sft.enabled=false",
+            "rl.enabled=false",
             f"output_dir={out}",
             "--address",
             url,
