@@ -6,6 +6,7 @@ those tokens must match transformers' (fp32). ``veriray models check NAME`` runs
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from pathlib import Path
 from typing import Any
@@ -68,12 +69,18 @@ def vllm_greedy(path: Path, multimodal: bool, max_new_tokens: int) -> dict[str, 
     from rollout.engine import GenerationRequest, Sampling, VLLMEngine
 
     _, prompt, image = _chat_inputs(path, multimodal)
-    engine = VLLMEngine(path, RolloutConfig(max_model_len=1024, dtype="float32"), multimodal)
-    gen = engine.generate(
-        [GenerationRequest(prompt=prompt, image=image)],
-        Sampling(max_new_tokens=max_new_tokens, temperature=0.0),
-    )[0]
-    del engine
+
+    async def run() -> Any:
+        engine = VLLMEngine(path, RolloutConfig(max_model_len=1024, dtype="float32"), multimodal)
+        try:
+            return await engine.generate(
+                GenerationRequest(prompt=prompt, image=image),
+                Sampling(max_new_tokens=max_new_tokens, temperature=0.0),
+            )
+        finally:
+            engine.shutdown()
+
+    gen = asyncio.run(run())
     gc.collect()
     return {
         "prompt_len": len(gen.prompt_token_ids),
