@@ -132,7 +132,9 @@ def test_experiment_overrides_and_errors() -> None:
 
 
 def test_round_trip_through_plain_data() -> None:
-    cfg = load_experiment(None, ["rollout.temperature=0.7", "task.family=virl"])
+    cfg = load_experiment(
+        None, ["rollout.temperature=0.7", "learner.ppo.temperature=0.7", "task.family=virl"]
+    )
     assert from_dict(ExperimentConfig, to_dict(cfg)) == cfg
 
 

@@ -34,8 +34,13 @@ def test_errors_name_the_field(kwargs: dict, field: str) -> None:
 
 
 def test_ppo_errors_name_the_field() -> None:
-    with pytest.raises(ConfigError, match=r"^ppo.clip_eps:"):
+    with pytest.raises(ConfigError, match=r"^clip_eps:"):
         PPOConfig(clip_eps=1.5)
+    # Loaded as a section, the path is added once: learner.ppo.clip_eps.
+    from cluster.config import load_experiment
+
+    with pytest.raises(ConfigError, match=r"^learner\.ppo\.clip_eps: must be in \(0, 1\)"):
+        load_experiment(None, ["learner.ppo.clip_eps=1.5"])
     LearnerConfig(critic="none", ppo=PPOConfig(policy_loss="grpo", advantage="grpo"))
 
 

@@ -163,7 +163,9 @@ HOSTILE = [
 def test_hostile_answers_get_a_verdict_quickly(response):
     start = time.perf_counter()
     verdict = IMAGE.verify(TASK, response)
-    assert time.perf_counter() - start < 0.1
+    # Bounded cost, not a speed target (benchmarks/ has those): unbounded parsing of these
+    # inputs would take minutes or crash; 1 s leaves room for a loaded CI machine.
+    assert time.perf_counter() - start < 1.0
     assert not verdict.success
     assert verdict.reward <= -1.5
     assert verdict.fields["error"] in CATEGORIES

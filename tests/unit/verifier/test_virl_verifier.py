@@ -139,7 +139,7 @@ HOSTILE = [
 def test_hostile_answers_are_safe_and_fast(text):
     start = time.perf_counter()
     verdict = verify(text)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 2.0  # bounded cost, with room for a loaded CI
     assert verdict.reward in (1.0, -1.0, -1.5)
     assert isinstance(verdict.to_dict(), dict)
 
