@@ -72,7 +72,7 @@ def test_values_are_exact(text, value, numbers):
 def test_hostile_inputs_get_a_category_fast(text, category):
     start = time.perf_counter()
     result = safe_eval(text)
-    assert time.perf_counter() - start < 0.05
+    assert time.perf_counter() - start < 0.5  # bounded cost; room for a loaded CI machine
     assert result.category == category
     assert result.value is None and not result.ok
     assert (result.message and text[:20] not in result.message) or not text.strip()

@@ -149,7 +149,7 @@ def test_hostile_answers_are_safe_and_fast(text):
 def test_arbitrary_text_never_raises_and_is_fast(text):
     start = time.perf_counter()
     verdict = verify(text)
-    assert time.perf_counter() - start < 0.2
+    assert time.perf_counter() - start < 1.0  # bounded cost; room for a loaded CI machine
     assert verdict.reward in (1.0, -1.0, -1.5)
 
 
