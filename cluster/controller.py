@@ -150,7 +150,14 @@ def sft_stage(cfg, fleet, ev, meter, log, t, skip: bool) -> tuple[str, ComputeMe
     with t("sft_setup"):
         group = LearnerGroup(stage_learner(cfg.learner, cfg.sft.lr), fleet.model_path)
     try:
-        with t("sft_warm_start"):
+        steps = -(-len(rows) // group.cfg.rows_per_step) * cfg.sft.warmup_epochs
+        with t("sft_warm_start"), tqdm(total=steps, desc="sft warm start", unit="step") as bar:
+
+            def progress(metrics: dict[str, float]) -> None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics.get('learner/loss', float('nan')):.3f}")
+                log.log(bar.n, {f"sft_warm/{k}": v for k, v in metrics.items()})
+
             history = run_sft(
                 group,
                 rows,
@@ -158,7 +165,7 @@ def sft_stage(cfg, fleet, ev, meter, log, t, skip: bool) -> tuple[str, ComputeMe
                 warm_dir,
                 cfg.sft.seed,
                 str(cfg.run_dir / "images"),
-                log=lambda m: None,
+                log=progress,
             )
         meter.add_training_tokens(sft_tokens(rows) * cfg.sft.warmup_epochs)
         meter.save(cfg.run_dir / "sft")
