@@ -30,6 +30,8 @@ models: setup  ## build every offline model asset into the cache
 bench: setup  ## benchmarks (results in benchmarks/results/)
 	$(PY) -m benchmarks.bench_generalpoints
 	$(PY) -m benchmarks.bench_virl
+	$(PY) -m benchmarks.bench_learner
+	$(PY) -m benchmarks.bench_rollout
 
 lock:  ## re-resolve requirements/cpu.in into requirements/cpu.lock (then: make setup)
 	rm -rf /tmp/veriray-lock && python3.11 -m venv /tmp/veriray-lock

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import write_results
 from envs.generalpoints.cards import RANKS, rank_value
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.generalpoints.deal import deal_task
@@ -131,18 +130,7 @@ def main() -> None:
         "render/images_per_s": render_warm,
         "render/images_per_s_cold": render_cold,
     }
-    report = {
-        "benchmark": "generalpoints",
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
-        "results": {k: round(v, 1) for k, v in results.items()},
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    for name, value in report["results"].items():
-        print(f"{name:28s} {value:>12,.1f}")
-    print(f"wrote {args.out}")
+    write_results(args.out, "generalpoints", results, 1)
 
 
 if __name__ == "__main__":

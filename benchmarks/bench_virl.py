@@ -14,12 +14,11 @@ Usage (from the repository root; the results folder is created if missing):
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.common import write_results
 from envs.virl.city import generate_city
 from envs.virl.config import VirlConfig
 from envs.virl.env import VirlEnv
@@ -119,19 +118,7 @@ def main() -> None:
         "render/views_per_s": bench_render(400, args.view_size),
         "city/generate_seconds": bench_generate(),
     }
-    report = {
-        "benchmark": "virl",
-        "view_size": args.view_size,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
-        "results": {k: round(v, 3) for k, v in results.items()},
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    for name, value in report["results"].items():
-        print(f"{name:28s} {value:>12,.3f}")
-    print(f"wrote {args.out}")
+    write_results(args.out, "virl", results, 3, view_size=args.view_size)
 
 
 if __name__ == "__main__":
