@@ -15,31 +15,30 @@ from rollout.images import ImageStore
 
 
 class EnvActor:
-    """Holds the envs of live episodes, keyed by episode id."""
+    """Holds the envs of live episodes, keyed by attempt (episode id + a unique suffix)."""
 
     def __init__(self, image_dir: str) -> None:
         self.images = ImageStore(image_dir)
         self.envs: dict[str, Any] = {}
 
     def reset(
-        self, episode_id: str, family: str, config: dict[str, Any], options: dict[str, Any]
+        self, key: str, family: str, config: dict[str, Any], options: dict[str, Any]
     ) -> dict[str, Any]:
-        # An episode id seen again is a replay after its rollout worker died mid-episode:
-        # the orphaned env is dropped and the episode starts over.
-        self.envs.pop(episode_id, None)
+        if key in self.envs:
+            raise ValueError(f"episode key {key} is already running in this env actor")
         env = task_family(family).make_env(config)
         rest = dict(options)
         seed = rest.pop("seed", None)  # a seed deals a fresh task; other options pick one
         obs, info = env.reset(seed=seed, options=rest or None)
-        self.envs[episode_id] = env
+        self.envs[key] = env
         return self._observation(obs) | {"task_state": info["task_state"]}
 
-    def apply_verdict(self, episode_id: str, verdict: dict[str, Any]) -> dict[str, Any]:
-        env = self.envs[episode_id]
+    def apply_verdict(self, key: str, verdict: dict[str, Any]) -> dict[str, Any]:
+        env = self.envs[key]
         obs, reward, terminated, truncated, info = env.apply_verdict(verdict)
         done = bool(terminated or truncated)
         if done:
-            del self.envs[episode_id]
+            del self.envs[key]
         return self._observation(obs) | {
             "reward": float(reward),
             "terminated": bool(terminated),
@@ -49,8 +48,8 @@ class EnvActor:
             "task_state": info["task_state"],
         }
 
-    def close(self, episode_id: str) -> None:
-        self.envs.pop(episode_id, None)
+    def close(self, key: str) -> None:
+        self.envs.pop(key, None)
 
     def ping(self) -> bool:
         return True

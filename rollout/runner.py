@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,11 +104,23 @@ class EpisodeRunner:
                 sink(result)
             return result
 
-        return list(await asyncio.gather(*(guarded(s) for s in specs)))
+        # A TaskGroup cancels the sibling episodes when one fails (an actor died): the fleet
+        # replays the whole chunk, so leftovers must not keep playing.
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(guarded(s)) for s in specs]
+        except BaseExceptionGroup as failures:
+            # Surface the first cause itself (e.g. ActorDiedError), which the fleet's recovery
+            # inspects, rather than the group wrapping it.
+            raise failures.exceptions[0] from failures
+        return [t.result() for t in tasks]
 
     async def run_episode(self, spec: EpisodeSpec, sampling: Sampling) -> EpisodeResult:
         env = self.env_pool.pick()
-        obs = await env.reset.remote(spec.episode_id, spec.family, spec.config, spec.reset_options)
+        # The env actor keys this attempt uniquely: a replayed episode (same episode_id) and a
+        # cancelled earlier attempt whose calls are still in flight never touch each other.
+        key = f"{spec.episode_id}#{uuid.uuid4().hex[:12]}"
+        obs = await env.reset.remote(key, spec.family, spec.config, spec.reset_options)
         task_state = obs["task_state"]
         messages: list[dict[str, Any]] = []
         image, image_ref = None, None
@@ -132,7 +145,7 @@ class EpisodeRunner:
                 verdict = await self.verifier_pool.pick().verify.remote(
                     spec.family, spec.config, task_state, gen.text
                 )
-                step = await env.apply_verdict.remote(spec.episode_id, verdict)
+                step = await env.apply_verdict.remote(key, verdict)
                 turns.append(
                     TurnRecord(
                         episode_id=spec.episode_id,
@@ -162,7 +175,7 @@ class EpisodeRunner:
                     final_info = step["info"]
                     break
         except BaseException:
-            env.close.remote(spec.episode_id)
+            env.close.remote(key)
             raise
         from envs.families import family as task_family
 
