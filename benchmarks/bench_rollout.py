@@ -82,8 +82,8 @@ def veriray_fleet(
     init_ray(RayConfig(num_cpus=max(2, workers), include_dashboard=False))
     cfg = RolloutConfig(
         num_workers=workers,
-        # Env and verifier bundles hold a sliver of CPU each, so one worker takes 1.9, not 2.
-        cpus_per_worker=1.0 if workers > 1 else 1.9,
+        # Env and verifier bundles hold a sliver of CPU each: the workers share 1.9 CPUs.
+        cpus_per_worker=1.9 / workers,
         cpus_per_env_actor=0.0,
         cpus_per_verifier_actor=0.0,
         max_model_len=2048,

@@ -91,7 +91,7 @@ class RolloutFleet:
         self.version = 0
         self.weights_dir: str | None = None
         self.unplaceable = 0  # a worker count that did not fit; not retried until it changes
-        self.scale(cfg.num_workers)
+        self.scale(cfg.num_workers, strict=True)
 
     # ------------------------------------------------------------------ actors
     def _new_env(self, index: int) -> Any:
@@ -128,24 +128,24 @@ class RolloutFleet:
     def num_workers(self) -> int:
         return sum(not w.draining for w in self.workers.values())
 
-    def scale(self, n: int) -> None:
-        """Run ``n`` rollout workers: start new ones, or mark the newest ones to drain."""
+    def scale(self, n: int, strict: bool = False) -> None:
+        """Run ``n`` rollout workers: start new ones, or mark the newest ones to drain.
+
+        ``strict`` (start-up): a worker the cluster cannot place is an error. Otherwise
+        (growing a running job) it is skipped with a warning, so the job never stalls on it.
+        """
         if n < 1:
             raise ValueError(f"rollout workers: need at least 1, got {n}")
         active = [w for w in self.workers.values() if not w.draining]
         for _ in range(n - len(active)):
-            if self.workers and n > len(active):
-                # Growing a running job: never stall it on a request the cluster cannot fit.
-                try:
-                    w = self._new_worker(timeout_s=SCALE_UP_TIMEOUT_S)
-                except PlacementError as err:
-                    log.warning(
-                        "scale to %d rollout workers: %s; keeping %d", n, err, self.num_workers
-                    )
-                    self.unplaceable = n
-                    break
-            else:
-                w = self._new_worker()
+            try:
+                w = self._new_worker(PLACEMENT_TIMEOUT_S if strict else SCALE_UP_TIMEOUT_S)
+            except PlacementError as err:
+                if strict:
+                    raise
+                log.warning("scale to %d rollout workers: %s; keeping %d", n, err, self.num_workers)
+                self.unplaceable = n
+                break
             self.workers[w.worker_id] = w
         for w in active[n:][::-1] if n < len(active) else []:
             w.draining = True
