@@ -148,7 +148,9 @@ def sft_stage(cfg, fleet, ev, meter, log, t, skip: bool) -> tuple[str, ComputeMe
     with t("sft_data"):
         rows = sft_rows(cfg, str(fleet.model_path), cfg.run_dir / "sft")
     with t("sft_setup"):
-        group = LearnerGroup(stage_learner(cfg.learner, cfg.sft.lr), fleet.model_path)
+        group = LearnerGroup(
+            stage_learner(cfg.learner, cfg.sft.lr), fleet.model_path, cfg.placement
+        )
     try:
         steps = -(-len(rows) // group.cfg.rows_per_step) * cfg.sft.warmup_epochs
         with t("sft_warm_start"), tqdm(total=steps, desc="sft warm start", unit="step") as bar:
@@ -208,7 +210,7 @@ def rl_stage(cfg, fleet, ev, meter, log, t, control, init_path, checkpoint) -> N
     from rollout.buffer import make_buffer_actor
 
     with t("rl_setup"):
-        group = LearnerGroup(stage_learner(cfg.learner, cfg.rl.lr), init_path)
+        group = LearnerGroup(stage_learner(cfg.learner, cfg.rl.lr), init_path, cfg.placement)
         start = 0
         if checkpoint is not None:
             group.load_checkpoint(str(checkpoint))

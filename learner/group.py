@@ -18,9 +18,10 @@ from typing import Any
 
 import pyarrow as pa
 import ray
-from ray.util.placement_group import placement_group, remove_placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from ray.util.placement_group import remove_placement_group
 
+from cluster.placement import RoleSpec, in_bundle, reserve
+from cluster.placement_config import PlacementConfig
 from learner.batching import TrainRow, shard_indices, turn_advantages
 from learner.config import LearnerConfig
 from learner.rank import LearnerRank
@@ -46,24 +47,29 @@ def merge_metrics(per_rank: list[dict[str, float]]) -> dict[str, float]:
 
 
 class LearnerGroup:
-    """Creates the ranks (one bundle each, PACK), joins them into one process group."""
+    """Creates the ranks (one placement-group bundle each), joins them into one process group.
 
-    def __init__(self, cfg: LearnerConfig, model_path: str) -> None:
+    The placement group is built by cluster.placement, like every other role's, so
+    ``placement.learner_strategy`` and ``placement.learner_resources`` apply to the ranks.
+    """
+
+    def __init__(
+        self, cfg: LearnerConfig, model_path: str, placement: PlacementConfig | None = None
+    ) -> None:
         self.cfg = cfg
-        bundle: dict[str, float] = {"CPU": cfg.cpus_per_rank}
-        if cfg.gpus_per_rank:
-            bundle["GPU"] = cfg.gpus_per_rank
-        self.pg = placement_group([dict(bundle) for _ in range(cfg.num_ranks)], strategy="PACK")
-        ray.get(self.pg.ready(), timeout=SETUP_TIMEOUT_S)
+        p = placement or PlacementConfig()
+        spec = RoleSpec(
+            "learner",
+            cfg.num_ranks,
+            cfg.cpus_per_rank,
+            cfg.gpus_per_rank,
+            p.learner_resources,
+            p.learner_strategy,
+        )
+        self.pg = reserve(spec, timeout_s=SETUP_TIMEOUT_S)
         actor_cls = ray.remote(LearnerRank)
         self.ranks = [
-            actor_cls.options(
-                num_cpus=cfg.cpus_per_rank,
-                num_gpus=cfg.gpus_per_rank,
-                scheduling_strategy=PlacementGroupSchedulingStrategy(
-                    placement_group=self.pg, placement_group_bundle_index=i
-                ),
-            ).remote(i, cfg.num_ranks, cfg)
+            actor_cls.options(**in_bundle(self.pg, i, spec)).remote(i, cfg.num_ranks, cfg)
             for i in range(cfg.num_ranks)
         ]
         addr, port = ray.get(self.ranks[0].address.remote())
