@@ -1,6 +1,7 @@
 """The ``veriray`` command line.
 
-veriray run CONFIG [dotted.key=value ...] [--resume]  run the experiment (embedded Ray)
+veriray run CONFIG [dotted.key=value ...] [--resume] [--seeds N]  run the experiment
+veriray demo [--quick | --vl] [--seeds N] [overrides ...]  the study at CPU scale (embedded Ray)
 veriray scale N --address GCS                 change a running job's rollout workers
 veriray eval CHECKPOINT [overrides ...] [--config YAML] [--suite S ...] [--episodes N]
              [--viter-sweep 1 3 5 10] [--out DIR]   a checkpoint / model on held-out suites
@@ -25,16 +26,43 @@ import yaml
 from cluster.jobs import ClusterUnreachable
 from cluster.typed_config import ConfigError
 
+DEMO_CONFIGS = {"demo": "demo.yaml", "quick": "quick.yaml", "vl": "demo-vl.yaml"}
+"""`veriray demo` variants -> configs/cpu/ files (the README's first quickstart command)."""
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from cluster.config import load_experiment
 
-    cfg = load_experiment(args.config, args.overrides)
+    cfg = load_experiment(args.config, args.overrides)  # a bad config fails before any run
     from cluster.controller import run_experiment
 
-    run_dir = run_experiment(cfg, resume=args.resume)
-    print(f"report: {run_dir / 'report.md'} (numbers: report.json, plots: *.png)")
+    if args.seeds < 1:
+        raise ConfigError("--seeds: must be >= 1")
+    if args.seeds == 1:
+        run_dir = run_experiment(cfg, resume=args.resume)
+        print(f"report: {run_dir / 'report.md'} (numbers: report.json, plots: *.png)")
+        return 0
+    from evaluation.seeds import aggregate_seeds, seed_overrides
+
+    run_dirs = []
+    for seed in range(cfg.seed, cfg.seed + args.seeds):
+        print(f"=== seed {seed} ({seed - cfg.seed + 1} of {args.seeds}) ===")
+        seeded = load_experiment(args.config, [*args.overrides, *seed_overrides(cfg.name, seed)])
+        run_dirs.append(run_experiment(seeded, resume=args.resume))
+        print(f"report: {run_dirs[-1] / 'report.md'}")
+    written = aggregate_seeds(run_dirs, cfg.run_dir.parent / f"{cfg.name}-seeds")
+    print(f"report over {args.seeds} seeds: {written['markdown']} (numbers: seeds.json)")
     return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    variant = "quick" if args.quick else "vl" if args.vl else "demo"
+    root = Path(__file__).resolve().parents[1]
+    args.config = str(root / "configs" / "cpu" / DEMO_CONFIGS[variant])
+    print(f"veriray demo: {args.config}")
+    return _cmd_run(args)
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
@@ -178,7 +206,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="experiment YAML, e.g. configs/cpu/quick.yaml")
     run.add_argument("overrides", nargs="*", help="dotted overrides, e.g. learner.lr=1e-6")
     run.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    run.add_argument(
+        "--seeds", type=int, default=1, help="repeat with N seeds and aggregate (default 1)"
+    )
     run.set_defaults(fn=_cmd_run)
+
+    demo = sub.add_parser("demo", help="the study at CPU scale (SmolLM2-135M, about 45 min)")
+    size = demo.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="the tiny model, a few minutes")
+    size.add_argument("--vl", action="store_true", help="GP-VL with the tiny VLM (image path)")
+    demo.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rl.updates=2")
+    demo.add_argument("--seeds", type=int, default=1, help="repeat with N seeds and aggregate")
+    demo.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    demo.set_defaults(fn=_cmd_demo)
 
     scale = sub.add_parser("scale", help="set the rollout workers of a running job")
     scale.add_argument("workers", type=int, nargs="?", help="desired count (omit: show status)")

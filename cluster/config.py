@@ -105,6 +105,12 @@ class ExperimentConfig:
             "buffer.max_staleness",
             "must be >= 1 with rl.mode async (the next batch is generated while training)",
         )
+        check(
+            not (self.sft.enabled and self.sft.branch_compute == "match_rl") or self.rl.enabled,
+            "sft.branch_compute",
+            "'match_rl' gives the SFT arm the RL arm's compute, so it needs rl.enabled: true; "
+            "use 'steps' with sft.branch_steps for an SFT-only run",
+        )
         sampled = self.rollout.temperature
         check(
             sampled == 0 or self.learner.ppo.temperature == sampled,

@@ -10,9 +10,10 @@ Components (each owns its state; none references the controller or another's int
 - ControlActor (cluster/stages.py): `veriray scale` / `veriray status` while the job runs.
 Wiring rule: the controller creates every component and passes handles between them.
 
-Stages: base eval -> SFT warm start -> init eval -> continued-SFT arm (the SFT curve) ->
-RL arm from the same init (generate -> train -> publish weights -> eval every K -> checkpoint)
--> report. Every stage is timed (timing/<stage>) and logged to the dashboard and TensorBoard.
+Stages: base eval -> SFT warm start -> init eval -> RL arm (generate -> train -> publish
+weights -> eval every K -> checkpoint) -> continued-SFT arm from the same init, trained to the
+RL arm's compute and evaluated at the same GFLOPs (the SFT curve) -> report.
+Every stage is timed (timing/<stage>) and logged to the dashboard and TensorBoard.
 """
 
 from __future__ import annotations
@@ -115,9 +116,13 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
             with t("eval_base"):
                 ev.run("base" if cfg.sft.enabled else "init", 0, meter)
         if cfg.sft.enabled:
-            init_path, meter = sft_stage(cfg, fleet, ev, meter, log, t, skip=checkpoint is not None)
+            init_path, meter = sft_warm_start(cfg, fleet, ev, meter, log, t, checkpoint)
+        init_meter = ComputeMeter.from_dict(meter.to_dict())  # both arms start from the init
         if cfg.rl.enabled:
             rl_stage(cfg, fleet, ev, meter, log, t, control, init_path, checkpoint)
+        if cfg.sft.enabled:
+            with t("sft_arm"):
+                sft_arm(cfg, fleet, ev, init_meter, log)
         with t("report"):
             meta = {
                 "name": cfg.name,
@@ -126,6 +131,8 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
                 "task_config": config_dict(cfg.task.active),
                 "n_params": meter.n_params,
                 "episodes_per_suite": ev.cfg.episodes,
+                "seed": ev.cfg.seed,
+                "training_seed": cfg.seed,
                 "sampling": ev.sampling,
             }
             write_report(run_dir, build_report(meta, ev.points, ev.sweeps, dict(t)))
@@ -137,16 +144,19 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
     return run_dir
 
 
-def sft_stage(cfg, fleet, ev, meter, log, t, skip: bool) -> tuple[str, ComputeMeter]:
-    """SFT warm start -> 'init' eval -> continued-SFT arm. Returns (warm-start path, meter)."""
+def sft_warm_start(cfg, fleet, ev, meter, log, t, checkpoint) -> tuple[str, ComputeMeter]:
+    """SFT data -> warm start (saved as a resumable checkpoint in run_dir/sft) -> 'init' eval.
+
+    Returns (the warm start's HF folder, the meter after it)."""
     from learner.group import LearnerGroup
     from learner.sft import run_sft
 
-    warm_dir = cfg.run_dir / "sft" / "hf"
-    if skip:  # resuming RL: the warm start is already on disk
-        return str(warm_dir), ComputeMeter.load(cfg.run_dir / "sft")
+    sft_dir = cfg.run_dir / "sft"
+    warm_dir = sft_dir / "hf"
+    if checkpoint is not None:  # resuming RL: the warm start is already on disk
+        return str(warm_dir), ComputeMeter.load(sft_dir)
     with t("sft_data"):
-        rows = sft_rows(cfg, str(fleet.model_path), cfg.run_dir / "sft")
+        rows = sft_rows(cfg, str(fleet.model_path), sft_dir)
     with t("sft_setup"):
         group = LearnerGroup(
             stage_learner(cfg.learner, cfg.sft.lr), fleet.model_path, cfg.placement
@@ -170,37 +180,61 @@ def sft_stage(cfg, fleet, ev, meter, log, t, skip: bool) -> tuple[str, ComputeMe
                 log=progress,
             )
         meter.add_training_tokens(sft_tokens(rows) * cfg.sft.warmup_epochs)
-        meter.save(cfg.run_dir / "sft")
+        with t("sft_save"):  # the SFT arm continues from here, optimizer state included
+            group.save_checkpoint(str(sft_dir))
+            meter.save(sft_dir)
         log.log(0, history[-1] | {"sft/examples": float(len(rows))})
-        fleet.load_weights(0, str(warm_dir))
-        with t("eval_init"):
-            log.log(0, ev.log_metrics(ev.run("init", 0, meter)))
-        sft_arm(cfg, group, rows, fleet, ev, ComputeMeter.from_dict(meter.to_dict()), log)
-        fleet.load_weights(0, str(warm_dir))  # RL starts from the warm start, not the arm
     finally:
         group.shutdown()
+    fleet.load_weights(0, str(warm_dir))
+    with t("eval_init"):
+        log.log(0, ev.log_metrics(ev.run("init", 0, meter)))
     return str(warm_dir), meter
 
 
-def sft_arm(cfg, group, rows, fleet, ev, meter, log) -> None:
-    """Keep training SFT from the warm start; evaluate on the RL schedule (the SFT curve)."""
+def sft_arm(cfg, fleet, ev, meter, log) -> None:
+    """Continued SFT from the warm start: the SFT curve of the comparison.
+
+    branch_compute 'match_rl': train until the meter reaches each RL evaluation point's
+    GFLOPs and evaluate there, so both arms are compared at equal training compute.
+    'steps': sft.branch_steps steps, evaluated every evaluation.every_k_updates steps.
+    """
+    from learner.group import LearnerGroup
+
+    match = cfg.sft.branch_compute == "match_rl"
+    pending = sorted(p["train_gflops"] for p in ev.points if p["stage"] == "rl")
     every = max(1, ev.cfg.every_k_updates or cfg.sft.branch_steps)
-    per_step = group.cfg.rows_per_step
-    for step in tqdm(
-        range(1, cfg.sft.branch_steps + 1),
-        desc="sft arm",
-        unit="step",
-        disable=cfg.sft.branch_steps == 0,
-    ):
-        batch = [rows[(step * per_step + i) % len(rows)] for i in range(per_step)]
-        metrics = group.sft_step(batch, str(cfg.run_dir / "images"))
-        meter.add_training_tokens(sft_tokens(batch))
-        if step % every == 0 or step == cfg.sft.branch_steps:
-            folder = cfg.run_dir / "sft" / f"arm-{step:06d}"
-            group.export_policy(str(folder))
-            fleet.load_weights(SFT_ARM_VERSION_BASE + step, str(folder))
-            metrics |= ev.log_metrics(ev.run("sft", step, meter))
-        log.log(step, {f"sft_arm/{k}": v for k, v in metrics.items()})
+    if not (pending if match else cfg.sft.branch_steps):
+        return
+    sft_dir = cfg.run_dir / "sft"
+    rows = sft_rows(cfg, str(fleet.model_path), sft_dir)
+    group = LearnerGroup(stage_learner(cfg.learner, cfg.sft.lr), sft_dir / "hf", cfg.placement)
+    group.load_checkpoint(str(sft_dir))
+    ev.drop_stage("sft")  # a resumed run replays the whole arm from the warm start
+    per_step, step = group.cfg.rows_per_step, 0
+    bar = tqdm(desc="sft arm", unit="step", total=None if match else cfg.sft.branch_steps)
+    try:
+        while pending if match else step < cfg.sft.branch_steps:
+            step += 1
+            batch = [rows[(step * per_step + i) % len(rows)] for i in range(per_step)]
+            metrics = group.sft_step(batch, str(cfg.run_dir / "images"))
+            meter.add_training_tokens(sft_tokens(batch))
+            if match:
+                reached = [g for g in pending if meter.total_gflops >= g]
+                pending, due = pending[len(reached) :], bool(reached)
+            else:
+                due = step % every == 0 or step == cfg.sft.branch_steps
+            if due:
+                folder = sft_dir / f"arm-{step:06d}"
+                group.export_policy(str(folder))
+                fleet.load_weights(SFT_ARM_VERSION_BASE + step, str(folder))
+                metrics |= ev.log_metrics(ev.run("sft", step, meter))
+            log.log(step, {f"sft_arm/{k}": v for k, v in metrics.items()})
+            bar.update(1)
+            bar.set_postfix(gflops=f"{meter.total_gflops:.0f}")
+    finally:
+        bar.close()
+        group.shutdown()
 
 
 def rl_stage(cfg, fleet, ev, meter, log, t, control, init_path, checkpoint) -> None:
@@ -224,6 +258,7 @@ def rl_stage(cfg, fleet, ev, meter, log, t, control, init_path, checkpoint) -> N
     play = lambda u: fleet.play(rl_specs(cfg, u), buffer, desired)  # noqa: E731
     pool = ThreadPoolExecutor(max_workers=1)  # async mode: the next batch plays while training
     pending = pool.submit(play, start)
+    step_t = StageTimer()
     try:
         for update in tqdm(
             range(start, cfg.rl.updates),

@@ -18,9 +18,14 @@ class SFTStageConfig:
     """Expert conversations generated from the oracle on the training split."""
     warmup_epochs: int = 1
     """Passes over the examples for the warm start."""
+    branch_compute: Literal["match_rl", "steps"] = "match_rl"
+    """Budget of the SFT arm (continued SFT from the warm start, the other side of the
+    SFT-vs-RL comparison). match_rl: it runs after the RL arm for the same training compute
+    (the study's equal-FLOPs comparison), evaluated where each RL evaluation point lies on
+    the GFLOPs axis; needs rl.enabled. steps: exactly branch_steps optimizer steps, evaluated
+    every evaluation.every_k_updates steps."""
     branch_steps: int = 0
-    """Optimizer steps of continued SFT after the warm start, evaluated like RL on the same
-    schedule: the SFT arm of the SFT-vs-RL comparison (0 = no SFT arm)."""
+    """Optimizer steps of the SFT arm when branch_compute is 'steps' (0 = no SFT arm)."""
     thought: bool = False
     """Oracle answers carry short reasoning text before the JSON answer."""
     lr: float | None = None

@@ -125,6 +125,13 @@ class Evaluator:
         self._append(POINTS_FILE, point)
         return point
 
+    def drop_stage(self, stage: str) -> None:
+        """Forget every point of ``stage`` (in memory and on disk) before it is replayed."""
+        self.points = [p for p in self.points if p["stage"] != stage]
+        if self.out_dir is not None:
+            text = "".join(json.dumps(p) + "\n" for p in self.points)
+            (self.out_dir / POINTS_FILE).write_text(text)
+
     def sweep_viter(
         self,
         stage: str,

@@ -22,17 +22,43 @@ GAIN_METRICS = ("success", "step_accuracy", "recognition")
 
 
 def stage_series(points: list[dict[str, Any]], prefix: str = "") -> plots.Series:
-    """Points grouped into one curve per stage, each starting from where its stage began
-    (the previous stage's last point), so SFT and RL curves both grow out of their init."""
+    """Points grouped into one curve per stage, each starting from where its stage began: the
+    latest "init" point when there is one (the RL and SFT arms both grow out of the SFT
+    warm start, whichever ran first), else the previous stage's last point."""
     series: plots.Series = {}
     previous: dict[str, Any] | None = None
+    init: dict[str, Any] | None = None
     for p in points:
         label = f"{prefix}{p['stage']}"
         if label not in series:
-            series[label] = [previous] if previous is not None else []
+            start = init if init is not None and p["stage"] != "init" else previous
+            series[label] = [start] if start is not None else []
         series[label].append(p)
         previous = p
+        if p["stage"] == "init":
+            init = p
     return series
+
+
+def verdict_lines(gains: dict[str, dict[str, Any]], metric: str = "success") -> list[str]:
+    """One sentence per (stage, suite): did the stage move ``metric`` up or down from the
+    init, by how much, and is the change larger than twice its standard error?"""
+    lines = []
+    for stage, by_suite in gains.items():
+        for suite, by_metric in by_suite.items():
+            g = by_metric.get(metric)
+            if g is None:
+                continue
+            delta, se = 100 * g["delta"], 100 * g["stderr"]
+            moved = "moved" if delta else "left"
+            direction = "up" if delta > 0 else "down" if delta < 0 else "unchanged"
+            clear = "beyond 2 s.e." if abs(delta) > 2 * se else "within 2 s.e. (not significant)"
+            lines.append(
+                f"- **{stage}** {moved} **{suite}** {metric} {direction}: {100 * g['init']:.1f}% "
+                f"-> {100 * g['final']:.1f}% ({delta:+.1f} ± {se:.1f} points, {clear}; "
+                f"at {g['final_train_gflops']:.4g} training GFLOPs)"
+            )
+    return lines
 
 
 def gains_from_init(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -46,7 +72,7 @@ def gains_from_init(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     init = next((p for p in points if p["stage"] == "init"), points[0])
     last: dict[str, dict[str, Any]] = {}
     for p in points:
-        if p is not init and p["stage"] != "init":
+        if p is not init and p["stage"] not in ("init", "base"):  # base precedes the init
             last[p["stage"]] = p
     out: dict[str, dict[str, Any]] = {}
     for stage, p in last.items():
@@ -126,6 +152,11 @@ def render_markdown(report: dict[str, Any], figures: dict[str, Path]) -> str:
         f"{report.get('seed')}), sampling {json.dumps(report.get('sampling', {}))}.",
         "Error bars: binomial s.e. sqrt(p(1-p)/n), in percentage points.",
         "",
+    ]
+    verdict = verdict_lines(report["gains"])
+    if verdict:
+        lines += ["## Verdict: change from the init", "", *verdict, ""]
+    lines += [
         f"## Latest point: stage `{latest['stage']}`, step {latest['step']}, "
         f"{latest['train_gflops']:.4g} training GFLOPs",
         "",

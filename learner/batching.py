@@ -65,7 +65,13 @@ class ModelBatch:
 
     @property
     def num_tokens(self) -> int:
+        """Tokens under the loss (answer + reasoning of the responses)."""
         return int((self.answer_mask | self.reasoning_mask).sum())
+
+    @property
+    def processed_tokens(self) -> int:
+        """Real tokens (prompt + response) of the rows that train: the D of 6ND FLOPs."""
+        return int(self.attention_mask[self.row_weight > 0].sum())
 
     def to(self, device: torch.device | str) -> ModelBatch:
         def move(x: Any) -> Any:

@@ -70,6 +70,10 @@ class LearnerConfig:
     """ZeRO-Offload: keep optimizer states on the CPU (stage >= 1; uses DeepSpeed's CPU Adam)."""
     dtype: Literal["float32", "bfloat16"] = "float32"
     """Training precision of the model weights."""
+    autocast_bf16: bool = False
+    """Run forward and backward under bf16 autocast while weights and optimizer stay in
+    ``dtype`` (mixed precision). ~2.5x faster training on CPUs with AVX512-BF16/AMX; log-probs
+    are then bf16-rounded (PPO ratios are unaffected: old log-probs come from the same pass)."""
     critic: Literal["shared", "separate", "none"] = "shared"
     """Value model: an MLP head on the policy's backbone (the study), a separate backbone
     with its own head (twice the memory), or none (GRPO/RLOO need no critic)."""
@@ -95,6 +99,10 @@ class LearnerConfig:
     """Micro-batches accumulated per optimizer step."""
     cpus_per_rank: float = 1.0
     """CPUs reserved for each rank in its placement group bundle."""
+    torch_threads: int = 0
+    """Intra-op threads of each rank (0 = max(1, int(cpus_per_rank))). More threads than
+    reserved CPUs pays off on a small machine when training and generation take turns (strict
+    on-policy RL, SFT): the engines are idle while the learner trains."""
     gpus_per_rank: float = 0.0
     """GPUs reserved for each rank (0 on CPU machines; then the backend is gloo)."""
     seed: int = 0
@@ -119,6 +127,7 @@ class LearnerConfig:
         check(self.micro_batch_size >= 1, "micro_batch_size", "must be >= 1")
         check(self.grad_accum_steps >= 1, "grad_accum_steps", "must be >= 1")
         check(self.cpus_per_rank > 0, "cpus_per_rank", "must be > 0")
+        check(self.torch_threads >= 0, "torch_threads", "must be >= 0 (0 = from cpus_per_rank)")
         check(self.gpus_per_rank >= 0, "gpus_per_rank", "must be >= 0")
         check(
             not self.offload_optimizer or self.zero_stage >= 1,

@@ -71,6 +71,7 @@ class PolicyWithValue(nn.Module):
         self.policy = policy
         self.value_head = value_head
         self.critic = critic  # None = the value head reads the policy's hidden states
+        self.autocast_bf16 = False  # set by the learner (LearnerConfig.autocast_bf16)
 
     @classmethod
     def from_pretrained(
@@ -120,18 +121,21 @@ class PolicyWithValue(nn.Module):
         }
         if pixel_values is not None:
             inputs["pixel_values"] = pixel_values
-        out = self.policy(
-            **inputs,
-            logits_to_keep=num_logits,
-            output_hidden_states=want_value and self.critic is None,
-        )
-        if not want_value:
-            return out.logits, None
-        if self.critic is None:
-            hidden = out.hidden_states[-1]  # (B, L, H)
-        else:
-            hidden = self.critic(**inputs, logits_to_keep=1, output_hidden_states=True)
-            hidden = hidden.hidden_states[-1]
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        h = hidden[rows, value_index]  # (B, H) state = the conversation up to the response
-        return out.logits, self.value_head(h).float()
+        # bf16 matmuls over fp32 master weights: ~2.5x faster on CPUs with AVX512-BF16/AMX.
+        mixed = torch.autocast(input_ids.device.type, torch.bfloat16, enabled=self.autocast_bf16)
+        with mixed:
+            out = self.policy(
+                **inputs,
+                logits_to_keep=num_logits,
+                output_hidden_states=want_value and self.critic is None,
+            )
+            if not want_value:
+                return out.logits.float(), None
+            if self.critic is None:
+                hidden = out.hidden_states[-1]  # (B, L, H)
+            else:
+                hidden = self.critic(**inputs, logits_to_keep=1, output_hidden_states=True)
+                hidden = hidden.hidden_states[-1]
+            rows = torch.arange(hidden.shape[0], device=hidden.device)
+            h = hidden[rows, value_index]  # (B, H) state = the conversation up to the response
+            return out.logits.float(), self.value_head(h).float()

@@ -58,7 +58,7 @@ class LearnerRank:
         self.tokenizer: Any = None
         self.counters = ckpt.Counters()
         self._ppo: dict[str, Any] = {}  # the prepared batch between ppo_prepare and ppo_update
-        torch.set_num_threads(max(1, int(cfg.cpus_per_rank)))
+        torch.set_num_threads(cfg.torch_threads or max(1, int(cfg.cpus_per_rank)))
 
     def address(self) -> tuple[str, int]:
         """(ip, free port) of this rank's node, for rank 0 to host the rendezvous."""
@@ -88,6 +88,7 @@ class LearnerRank:
         model = PolicyWithValue.from_pretrained(
             model_path, dtype, self.cfg.critic, self.cfg.value_head_hidden
         )
+        model.autocast_bf16 = self.cfg.autocast_bf16
         if model.multimodal:
             self.chat = AutoProcessor.from_pretrained(model_path)
             self.tokenizer = self.chat.tokenizer
@@ -171,7 +172,7 @@ class LearnerRank:
         out = {f"learner/{k}": v / micro for k, v in sums.items() if k not in ("grad_norm", "lr")}
         out["learner/grad_norm"] = sums.get("grad_norm", 0.0) / steps
         out["learner/lr"] = sums.get("lr", 0.0) / steps
-        out["learner/tokens"] = float(tokens)
+        out["learner/tokens"] = float(tokens)  # prompt + response: the compute meter's D
         elapsed = time.perf_counter() - t0
         out["timing/learner_step"] = elapsed
         out["perf/learner_tokens_per_s"] = tokens / max(elapsed, 1e-9)
@@ -194,7 +195,7 @@ class LearnerRank:
             self._micro_step(loss, sums)
             for k, v in metrics.items():
                 sums[k] += float(v)
-            micro, tokens = micro + 1, tokens + batch.num_tokens
+            micro, tokens = micro + 1, tokens + batch.processed_tokens
         self.counters.consumed_samples += num_samples
         return self._finish(sums, micro, tokens, t0)
 
@@ -246,7 +247,7 @@ class LearnerRank:
                 self._micro_step(loss, sums)
                 for k, v in metrics.items():
                     sums[k] += float(v)
-                micro, tokens = micro + 1, tokens + batch.num_tokens
+                micro, tokens = micro + 1, tokens + batch.processed_tokens
         self.counters.consumed_samples += num_samples
         self.counters.policy_version += 1
         self.counters.epoch += 1

@@ -183,8 +183,10 @@ class HFEngine:
         self.cfg = cfg
         self.multimodal = multimodal
         dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
+        # Ray sets CUDA_VISIBLE_DEVICES to the worker's GPU (rollout.gpus_per_worker > 0).
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model_cls = AutoModelForImageTextToText if multimodal else AutoModelForCausalLM
-        self.model = model_cls.from_pretrained(model_path, dtype=dtype).eval()
+        self.model = model_cls.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
         self.processor = (AutoProcessor if multimodal else AutoTokenizer).from_pretrained(
             model_path
         )
@@ -202,6 +204,7 @@ class HFEngine:
             inputs = self.processor(text=request.prompt, images=request.image, return_tensors="pt")
         else:
             inputs = self.tokenizer(request.prompt, return_tensors="pt", add_special_tokens=False)
+        inputs = inputs.to(self.device)
         greedy = sampling.temperature == 0
         with torch.no_grad():
             out = self.model.generate(
@@ -241,7 +244,7 @@ class HFEngine:
             model = await asyncio.to_thread(
                 type(self.model).from_pretrained, weights_dir, dtype=self.model.dtype
             )
-            self.model = model.eval()
+            self.model = model.to(self.device).eval()
             self._version = version
 
     def version(self) -> int:

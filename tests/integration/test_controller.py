@@ -1,6 +1,8 @@
-"""The controller end to end on an embedded cluster: base eval -> SFT warm start -> SFT arm ->
-PPO with weight sync -> report; `veriray scale` changes the rollout workers of the running job;
-`--resume` continues from the last checkpoint; a bad config fails before anything starts."""
+"""The controller end to end on an embedded cluster (`veriray demo --quick`, the README's quick
+mode): base eval -> SFT warm start -> PPO with weight sync -> SFT arm at the PPO arm's compute
+-> report; `veriray scale` changes the rollout workers of the running job; `--resume`
+continues from the last checkpoint; `--seeds` repeats and aggregates; the VL variant runs the
+image path through every stage; a bad config fails before anything starts."""
 
 from __future__ import annotations
 
@@ -29,8 +31,8 @@ def _run_args(out: Path, *extra: str) -> list[str]:
         sys.executable,
         "-m",
         "cluster.cli",
-        "run",
-        str(ROOT / "configs/cpu/quick.yaml"),
+        "demo",
+        "--quick",
         "episodes=4",
         "rl.episodes_per_update=8",
         "rl.checkpoint_every=1",
@@ -73,10 +75,14 @@ def test_pipeline_writes_points_for_every_stage(first_run) -> None:
     run_dir, _, stdout = first_run
     assert "report:" in stdout
     points = [json.loads(line) for line in (run_dir / "eval_points.jsonl").read_text().splitlines()]
-    assert [p["stage"] for p in points] == ["base", "init", "sft", "sft", "rl"]
-    flops = [p["train_gflops"] for p in points]
-    assert flops[0] == 0 < flops[1] < flops[2] < flops[3]  # SFT arm adds compute
-    assert flops[4] > flops[1]
+    assert [p["stage"] for p in points] == ["base", "init", "rl", "sft"]
+    base, init, rl, sft = points
+    assert base["train_gflops"] == 0 < init["train_gflops"] < rl["train_gflops"]
+    # The SFT arm stops at the first step that reaches the RL arm's compute: equal FLOPs up
+    # to less than one SFT step (each of its `step` steps adds about the same compute).
+    per_step = (sft["train_gflops"] - init["train_gflops"]) / sft["step"]
+    assert rl["train_gflops"] <= sft["train_gflops"] < rl["train_gflops"] + 1.5 * per_step
+    assert sft["compute"]["rollout_tokens"] == init["compute"]["rollout_tokens"]  # SFT: no RL
     report = json.loads((run_dir / "report.json").read_text())
     assert {"in_distribution", "ood_rule"} <= set(report["suites"])
     for name in ("report.png", "curves.png"):
@@ -122,11 +128,59 @@ def test_resume_continues_from_the_last_checkpoint(first_run) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     assert (run_dir / "checkpoints" / "update-000003").is_dir()
     points = [json.loads(line) for line in (run_dir / "eval_points.jsonl").read_text().splitlines()]
-    assert [p["stage"] for p in points][-1] == "rl" and points[-1]["step"] == 3
+    assert [p["stage"] for p in points] == ["base", "init", "rl", "rl", "sft", "sft"]
+    assert [p["step"] for p in points if p["stage"] == "rl"] == [2, 3]
+    # The SFT arm was replayed from the warm start, matching both RL points' compute.
+    rl_flops = [p["train_gflops"] for p in points if p["stage"] == "rl"]
+    sft_flops = [p["train_gflops"] for p in points if p["stage"] == "sft"]
+    assert all(s >= r for s, r in zip(sft_flops, rl_flops, strict=True))
     state = json.loads(
         (run_dir / "checkpoints" / "update-000003" / "trainer_state.json").read_text()
     )
     assert state["policy_version"] == 3
+
+
+def test_seeds_repeat_the_study_and_aggregate(tmp_path: Path) -> None:
+    args = _run_args(tmp_path, "rl.updates=1", "sft.examples=16", "--seeds", "2")
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "report over 2 seeds:" in result.stdout
+    runs = [tmp_path / "quick-seed0", tmp_path / "quick-seed1"]
+    for run in runs:
+        assert (run / "report.json").is_file()
+    # Each seed deals its own SFT examples (the held-out evaluation episodes stay pinned).
+    data = [(run / "sft" / "sft_data.parquet").read_bytes() for run in runs]
+    assert data[0] != data[1]
+    summary = json.loads((tmp_path / "quick-seeds" / "seeds.json").read_text())
+    assert summary["seeds"] == 2
+    gains = summary["gains"]["rl"]["ood_rule"]["success"]
+    assert len(gains["per_seed"]) == 2
+    assert gains["delta"] == pytest.approx(sum(gains["per_seed"]) / 2)
+    assert (tmp_path / "quick-seeds" / "seeds.md").read_text().startswith("# quick: 2 seeds")
+
+
+def test_vl_variant_runs_the_image_path_through_every_stage(tmp_path: Path) -> None:
+    args = [
+        sys.executable,
+        "-m",
+        "cluster.cli",
+        "demo",
+        "--vl",
+        "episodes=4",
+        "sft.examples=16",
+        f"output_dir={tmp_path}",
+        f"ray.dashboard_port={_port()}",
+    ]
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-4000:]
+    run_dir = tmp_path / "demo-vl"
+    points = [json.loads(line) for line in (run_dir / "eval_points.jsonl").read_text().splitlines()]
+    assert [p["stage"] for p in points] == ["base", "init", "rl", "sft"]
+    for p in points:  # black suits in training; the visual shift is red suits
+        assert set(p["suites"]) == {"in_distribution", "ood_rule", "ood_visual"}
+    assert list((run_dir / "images").rglob("*.png"))  # rendered cards went through the store
+    report = json.loads((run_dir / "report.json").read_text())
+    assert "ood_visual" in report["gains"]["rl"] and "ood_visual" in report["gains"]["sft"]
 
 
 def test_bad_config_fails_fast_with_the_field() -> None:

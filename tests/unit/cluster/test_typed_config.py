@@ -124,11 +124,22 @@ def test_experiment_overrides_and_errors() -> None:
         "task.virl.action_space=up": "task.virl.action_space: 'up' is not one of",
         "task.family=chess": "task.family: 'chess' is not one of ['generalpoints', 'virl']",
         "ray.dashboard_port=0": "ray.dashboard_port: must be in 1..65535",
+        "learner.torch_threads=-1": "learner.torch_threads: must be >= 0",
     }
     for override, message in cases.items():
         with pytest.raises(ConfigError) as err:
             load_experiment(None, [override])
         assert str(err.value).startswith(message), (override, str(err.value))
+
+
+def test_sft_arm_matched_to_rl_needs_rl() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_experiment(None, ["sft.enabled=true", "rl.enabled=false"])
+    assert str(err.value).startswith("sft.branch_compute: 'match_rl' gives the SFT arm")
+    cfg = load_experiment(
+        None, ["sft.enabled=true", "rl.enabled=false", "sft.branch_compute=steps"]
+    )
+    assert cfg.sft.branch_compute == "steps"
 
 
 def test_round_trip_through_plain_data() -> None:

@@ -15,6 +15,7 @@ from evaluation.report import (
     compare_runs,
     gains_from_init,
     stage_series,
+    verdict_lines,
     write_report,
 )
 from tests.unit.evaluation.episodes import gp_episode
@@ -77,10 +78,24 @@ def test_gains_from_init_by_hand() -> None:
     assert math.isclose(r["delta"], 0.3)
 
 
-def test_stage_series_grow_out_of_the_previous_stage() -> None:
+def test_stage_series_grow_out_of_the_init() -> None:
     series = stage_series(POINTS)
     assert [len(v) for v in series.values()] == [1, 3, 2]
-    assert series["rl"][0] is POINTS[2]  # RL starts where SFT ended
+    assert series["sft"][0] is POINTS[0] and series["rl"][0] is POINTS[0]  # both arms: init
+    # Without an init point a stage continues from the previous stage's last point.
+    chained = stage_series([point("base", 0, 0.0, 1, 1), point("rl", 1, 1.0, 2, 2)])
+    assert chained["rl"][0]["stage"] == "base"
+
+
+def test_verdict_says_direction_and_significance() -> None:
+    lines = verdict_lines(gains_from_init(POINTS))
+    by_key = {(ln.split("**")[1], ln.split("**")[3]): ln for ln in lines}
+    # sft: in_distribution 30% -> 80% (+50, s.e. ~17.3: beyond 2 s.e.)
+    assert "up: 30.0% -> 80.0% (+50.0" in by_key[("sft", "in_distribution")]
+    assert "beyond 2 s.e." in by_key[("sft", "in_distribution")]
+    # sft: ood_visual 40% -> 20% (-20, s.e. ~20: within 2 s.e.)
+    assert "down: 40.0% -> 20.0% (-20.0" in by_key[("sft", "ood_visual")]
+    assert "not significant" in by_key[("sft", "ood_visual")]
 
 
 def test_write_report_files(tmp_path: Path) -> None:
@@ -106,6 +121,7 @@ def test_write_report_files(tmp_path: Path) -> None:
     for png in ("report.png", "curves.png", "gains.png", "recognition.png", "viter_sweep.png"):
         assert f"]({png})" in md
     assert "| in_distribution | 60.0% |" in md and "| sft | ood_visual | success |" in md
+    assert "## Verdict: change from the init" in md and "**rl** moved **ood_visual**" in md
 
 
 def test_text_task_report_skips_empty_figures(tmp_path: Path) -> None:

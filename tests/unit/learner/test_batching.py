@@ -29,6 +29,8 @@ def test_collate_left_pads_and_right_aligns_responses() -> None:
     assert b.answer_mask.tolist() == [[False, False, True], [True] * 3, [False] * 3]
     assert b.reasoning_mask.tolist() == [[False, True, False], [False] * 3, [False] * 3]
     assert b.num_logits == 4
+    # Compute counts every real token of the rows that train (5 + 4), the loss only responses.
+    assert b.processed_tokens == 9 and b.num_tokens == 2 + 3
     assert b.use_behaviour.tolist() == [False, True, False]
     assert b.behaviour_logp[0].tolist() == [0.0, -1.0, -2.0]
     # the kept logits' positions L-T-1 .. L-2 predict exactly the response tokens

@@ -124,3 +124,21 @@ def test_llava_export_uses_the_vllm_key_layout(tmp_path) -> None:
     vision = [k for k in keys if k.startswith("vision_tower.")]
     assert vision and all(k.startswith("vision_tower.vision_model.") for k in vision)
     assert "language_model.lm_head.weight" in keys
+
+
+def test_autocast_bf16_keeps_fp32_weights_and_approximates_fp32(lm_path: Path) -> None:
+    torch.manual_seed(0)
+    model = PolicyWithValue.from_pretrained(lm_path)
+    batch = collate([TrainRow([5, 6, 7, 8], [9, 10, 11], [True] * 3, [False] * 3)], pad_id=0)
+    exact, v_exact = forward_logprobs(model, batch)
+    model.autocast_bf16 = True
+    mixed, v_mixed = forward_logprobs(model, batch)
+    assert mixed.dtype == torch.float32 and v_mixed.dtype == torch.float32
+    assert not torch.equal(mixed, exact)  # the matmuls really ran in bf16
+    # bf16 keeps ~3 significant digits: log-probs within 2% relative, values close.
+    assert torch.allclose(mixed, exact, rtol=2e-2, atol=0)
+    assert torch.allclose(v_mixed, v_exact, atol=5e-2)
+    (mixed.sum() + v_mixed.sum()).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(g.dtype == torch.float32 for g in grads)
