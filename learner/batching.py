@@ -11,6 +11,14 @@ round-robin and pads every rank to the same multiple of micro_batch_size x grad_
 repeating rows with weight 0. A weight-0 row has empty token masks and a zero advantage, so it
 adds no gradient; it only dilutes the mean of the micro-batch it lands in (by at most
 rows_per_step - 1 rows per batch; batch sizes that are a multiple of rows_per_step pad none).
+
+Images: each image row brings the forward's image tensors for that row (learner/models.py
+``row_image_inputs``). LLaVA-style ones are concatenated over the image rows (the ids carry
+the expanded image tokens). Cross-attention ones (Mllama: a ``cross_attention_mask`` along the
+row's tokens) are stacked per row, zero-filled where a row has fewer images or tiles (as the
+processor pads them), the token axis left-padded like the ids. Such a model runs its
+cross-attention layers for the whole batch or for none, so a batch mixing image and text rows
+has no exact forward and is refused (an image-mode env gives every turn an image).
 """
 
 from __future__ import annotations
@@ -55,8 +63,11 @@ class ModelBatch:
     row_weight: Tensor  # (B,) float, 0 = padding row
     behaviour_logp: Tensor | None = None  # (B, T) float engine log-p; None = no row has them
     use_behaviour: Tensor | None = None  # (B,) bool, stale rows whose behaviour_logp is given
-    pixel_values: Tensor | None = None  # (N_img, 3, H, W) float for rows with images
-    extra: dict[str, Tensor] = field(default_factory=dict)  # per-row tensors the caller adds
+    pixel_values: Tensor | None = None  # (N_img, 3, H, W) float for rows with images (LLaVA)
+    # or (B, I, tiles, 3, H, W) (Mllama)
+    image_inputs: dict[str, Tensor] = field(default_factory=dict)  # the model's other image
+    # inputs by name; Mllama: aspect_ratio_ids (B, I) long, aspect_ratio_mask (B, I, tiles)
+    # long, cross_attention_mask (B, L, I, tiles) long (left-padded like input_ids)
 
     @property
     def num_logits(self) -> int:
@@ -78,15 +89,65 @@ class ModelBatch:
             return x.to(device) if isinstance(x, Tensor) else x
 
         return ModelBatch(
-            **{k: move(getattr(self, k)) for k in self.__dataclass_fields__ if k != "extra"},
-            extra={k: move(v) for k, v in self.extra.items()},
+            **{k: move(getattr(self, k)) for k in self.__dataclass_fields__ if k != "image_inputs"},
+            image_inputs={k: move(v) for k, v in self.image_inputs.items()},
         )
 
 
-def collate(rows: list[TrainRow], pad_id: int, pixel_values: Tensor | None = None) -> ModelBatch:
+# Image inputs whose axis 1 runs along the row's tokens (their model batches images per row).
+TOKEN_ALIGNED_IMAGE_INPUTS = ("cross_attention_mask",)
+
+
+def stack_image_inputs(
+    images: list[dict[str, Tensor] | None], lengths: list[int], big_l: int
+) -> dict[str, Tensor]:
+    """Per-row image inputs (leading axis 1; None = text row) -> batch tensors by name.
+
+    See the module docstring: LLaVA-style inputs are concatenated over the image rows;
+    cross-attention ones are stacked over the rows (all must have images), zero-filled to the
+    largest shape, their token axis right-aligned in ``big_l`` like the left-padded ids
+    (``lengths``: each row's L)."""
+    present = [d for d in images if d is not None]
+    if not present:
+        return {}
+    if not any(k in d for d in present for k in TOKEN_ALIGNED_IMAGE_INPUTS):
+        return {k: torch.cat([d[k] for d in present]) for k in present[0]}
+    if len(present) < len(images):
+        raise ValueError(
+            "a cross-attention VLM (Mllama) batch mixes image and text rows: the model runs its "
+            "cross-attention for every row or none, so the text rows have no exact forward"
+        )
+    out = {}
+    for key in present[0]:
+        parts = [d[key] for d in present]
+        shape = [len(images), *(max(p.shape[a] for p in parts) for a in range(1, parts[0].dim()))]
+        aligned = key in TOKEN_ALIGNED_IMAGE_INPUTS
+        if aligned:
+            shape[1] = big_l
+        stacked = torch.zeros(shape, dtype=parts[0].dtype)
+        for i, (d, n) in enumerate(zip(present, lengths, strict=True)):
+            t = d[key][0]
+            if aligned and t.shape[0] != n:
+                raise ValueError(f"{key}: {t.shape[0]} positions for a row of {n} tokens")
+            window = [slice(big_l - n, None) if aligned else slice(0, t.shape[0])]
+            window += [slice(0, s) for s in t.shape[1:]]
+            stacked[(i, *window)] = t
+        out[key] = stacked
+    return out
+
+
+def collate(
+    rows: list[TrainRow],
+    pad_id: int,
+    pixel_values: Tensor | None = None,
+    images: list[dict[str, Tensor] | None] | None = None,
+) -> ModelBatch:
     """Left-pad rows into a ModelBatch. ``use_behaviour`` marks the stale rows that carry
     behaviour log-probs: only those get importance correction (the trainer puts pi_old in the
-    others' place, whose weight is then exactly 1)."""
+    others' place, whose weight is then exactly 1).
+
+    Images: either ``pixel_values`` of the image rows ready-made, or ``images``, each row's
+    image inputs (None = text row), stacked by ``stack_image_inputs``."""
     lengths = [len(r.prompt_ids) + len(r.response_ids) for r in rows]
     big_l, big_t = max(lengths), max(len(r.response_ids) for r in rows)
     b = len(rows)
@@ -108,6 +169,10 @@ def collate(rows: list[TrainRow], pad_id: int, pixel_values: Tensor | None = Non
             if behaviour is not None and r.behaviour_logprobs is not None:
                 behaviour[i, big_t - t :] = torch.tensor(r.behaviour_logprobs)
     position = (attention.cumsum(1) - 1).clamp(min=0)
+    image_inputs = stack_image_inputs(images or [None] * b, lengths, big_l)
+    if image_inputs and pixel_values is not None:
+        raise ValueError("collate: give pixel_values or images, not both")
+    pixel_values = image_inputs.pop("pixel_values", pixel_values)
     value_index = torch.tensor([big_l - len(r.response_ids) - 1 for r in rows])
     return ModelBatch(
         input_ids=input_ids,
@@ -123,6 +188,7 @@ def collate(rows: list[TrainRow], pad_id: int, pixel_values: Tensor | None = Non
         if has_behaviour
         else None,
         pixel_values=pixel_values,
+        image_inputs=image_inputs,
     )
 
 

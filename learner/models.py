@@ -1,4 +1,4 @@
-"""Policy + value model for any Hugging Face causal LM or LLaVA-style VLM.
+"""Policy + value model for any Hugging Face causal LM, LLaVA-style VLM or Llama-3.2-Vision.
 
 The study's critic is a small MLP on the hidden state of the *last prompt token*, sharing the
 policy's backbone: one forward pass gives the response log-probs and V(s) of the turn's state
@@ -12,6 +12,16 @@ logits of all response tokens lie in the last T_max + 1 positions and the model'
 model's own head (any logit scaling or soft-capping a family applies stays in). Position ids
 are passed explicitly (0 at each row's first real token) so that log-probs equal an inference
 engine's, which never sees the padding.
+
+Images reach the model in one of two ways, both as the processor prepares them for one row
+(``image_tensors`` + ``row_image_inputs``; learner/batching.py stacks them):
+- LLaVA-style: the ids hold the image's expanded placeholder tokens and ``pixel_values``
+  (N_img, 3, H, W) cover the rows that have an image.
+- Cross-attention (Mllama, Llama-3.2-Vision): the ids hold ONE ``<|image|>`` token per image;
+  next to ``pixel_values`` (B, I, tiles, 3, H, W) the model takes ``aspect_ratio_ids`` (B, I),
+  ``aspect_ratio_mask`` (B, I, tiles) and a ``cross_attention_mask`` (B, L, I, tiles) saying
+  which tiles each token attends to (every token from its image's ``<|image|>`` on, by the
+  processor's own rule), left-padded like the ids.
 """
 
 from __future__ import annotations
@@ -39,6 +49,67 @@ def load_hf_model(model_path: str | Path, dtype: torch.dtype) -> nn.Module:
 
     cls = AutoModelForImageTextToText if is_multimodal(model_path) else AutoModelForCausalLM
     return cls.from_pretrained(model_path, dtype=dtype)
+
+
+def image_tensors(processor: Any, image: Any) -> dict[str, Any]:
+    """The image processor's tensors for one image, each with a leading axis of 1.
+
+    LLaVA-style: pixel_values (1, 3, H, W). Mllama: pixel_values (1, 1, tiles, 3, H, W),
+    aspect_ratio_ids (1, 1), aspect_ratio_mask (1, 1, tiles), and num_tiles [[n]] (a list, kept
+    for ``row_image_inputs``)."""
+    out = processor.image_processor(images=[image], return_tensors="pt")
+    return dict(out.items())
+
+
+def row_image_inputs(processor: Any, tensors: dict[str, Any], ids: list[int]) -> dict[str, Tensor]:
+    """The forward's image inputs for one row whose tokens are ``ids`` (L,), leading axis 1.
+
+    ``tensors`` come from ``image_tensors``. LLaVA-style: just pixel_values. Mllama (the image
+    processor reports num_tiles): also the row's cross_attention_mask (1, L, I, tiles), built
+    from the ids exactly as the processor builds it for a prompt; a generating engine extends
+    it over the response the same way (the last position's mask repeats).
+    """
+    if "num_tiles" not in tensors:
+        return {"pixel_values": tensors["pixel_values"]}
+    from transformers.models.mllama.processing_mllama import (
+        convert_sparse_cross_attention_mask_to_dense,
+        get_cross_attention_token_mask,
+    )
+
+    spans = get_cross_attention_token_mask(ids, processor.image_token_id)
+    mask = convert_sparse_cross_attention_mask_to_dense(
+        [spans], tensors["num_tiles"], processor.image_processor.max_image_tiles, len(ids)
+    )
+    out = {k: v for k, v in tensors.items() if k != "num_tiles"}
+    out["cross_attention_mask"] = torch.from_numpy(mask)
+    return out
+
+
+def rows_image_inputs(
+    processor: Any, rows: list[Any], image_dir: str | Path | None
+) -> list[dict[str, Tensor] | None]:
+    """Per TrainRow its forward's image inputs (``row_image_inputs``), None for text rows.
+
+    Images come from the run's image store; each is processed once, however many rows show it.
+    """
+    if not any(r.image_ref for r in rows):
+        return [None] * len(rows)
+    if image_dir is None:
+        raise ValueError("image_dir: rows carry image_ref but no image store was given")
+    from rollout.images import ImageStore
+
+    store = ImageStore(image_dir)
+    processed: dict[str, dict[str, Any]] = {}
+    out: list[dict[str, Tensor] | None] = []
+    for r in rows:
+        if not r.image_ref:
+            out.append(None)
+            continue
+        if r.image_ref not in processed:
+            processed[r.image_ref] = image_tensors(processor, store.get(r.image_ref))
+        ids = r.prompt_ids + r.response_ids
+        out.append(row_image_inputs(processor, processed[r.image_ref], ids))
+    return out
 
 
 def hidden_size(model: nn.Module) -> int:
@@ -104,12 +175,15 @@ class PolicyWithValue(nn.Module):
         num_logits: int,
         value_index: Tensor | None = None,
         pixel_values: Tensor | None = None,
+        image_inputs: dict[str, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Logits of the last ``num_logits`` positions and the value at ``value_index``.
 
         input_ids, attention_mask, position_ids (B, L) long, left-padded; value_index (B,)
         long, the last prompt token of each row (None = no value); pixel_values (N_img, 3, H,
-        W) float for the rows whose ids hold image tokens (pre-expanded, as vLLM tokenises).
+        W) float for the rows whose ids hold image tokens (pre-expanded, as vLLM tokenises), or
+        Mllama's (B, I, tiles, 3, H, W) with its other ``image_inputs`` (see the module
+        docstring); the critic, when separate, gets the same inputs.
         Returns (logits (B, num_logits, V), values (B,) float32 or None).
         """
         want_value = value_index is not None and self.value_head is not None
@@ -121,6 +195,7 @@ class PolicyWithValue(nn.Module):
         }
         if pixel_values is not None:
             inputs["pixel_values"] = pixel_values
+        inputs.update(image_inputs or {})
         # bf16 matmuls over fp32 master weights: ~2.5x faster on CPUs with AVX512-BF16/AMX.
         mixed = torch.autocast(input_ids.device.type, torch.bfloat16, enabled=self.autocast_bf16)
         with mixed:

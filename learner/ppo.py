@@ -45,6 +45,7 @@ def forward_logprobs(
         num_logits=batch.num_logits,
         value_index=batch.value_index if with_values else None,
         pixel_values=batch.pixel_values,
+        image_inputs=batch.image_inputs,
     )
     # Kept logits cover the last T+1 positions; position j predicts token j+1.
     logp = gather_token_logprobs(logits[:, :-1], batch.response_ids, temperature)

@@ -25,7 +25,7 @@ from learner import checkpoint as ckpt
 from learner.batching import ModelBatch, TrainRow, collate, rows_from_table
 from learner.config import LearnerConfig
 from learner.deepspeed_config import deepspeed_config
-from learner.models import PolicyWithValue
+from learner.models import PolicyWithValue, rows_image_inputs
 from learner.ppo import PPOTargets, forward_logprobs, ppo_loss, sft_loss
 from learner.schedule import lr_multiplier
 
@@ -113,27 +113,14 @@ class LearnerRank:
 
     # ------------------------------------------------------------------ batches
 
-    def _pixels(self, rows: list[TrainRow], image_dir: str | None) -> list[torch.Tensor | None]:
-        """Per row (1, 3, H, W) pixel values of its image, or None (text rows)."""
-        if not any(r.image_ref for r in rows):
-            return [None] * len(rows)
-        if image_dir is None:
-            raise ValueError("image_dir: rows carry image_ref but no image store was given")
-        from rollout.images import ImageStore
-
-        store = ImageStore(image_dir)
-        process = self.chat.image_processor
-        return [
-            process(images=[store.get(r.image_ref)], return_tensors="pt")["pixel_values"]
-            if r.image_ref
-            else None
-            for r in rows
-        ]
-
-    def _collate(self, rows: list[TrainRow], pixels: list[torch.Tensor | None]) -> ModelBatch:
-        images = [p for p in pixels if p is not None]
-        pv = torch.cat(images).to(self.engine.module.policy.dtype) if images else None
-        return collate(rows, self.pad_id, pv).to(self.engine.device)
+    def _collate(
+        self, rows: list[TrainRow], images: list[dict[str, torch.Tensor] | None]
+    ) -> ModelBatch:
+        batch = collate(rows, self.pad_id, images=images)
+        dtype = self.engine.module.policy.dtype
+        if batch.pixel_values is not None:
+            batch.pixel_values = batch.pixel_values.to(dtype)
+        return batch.to(self.engine.device)
 
     def _generator(self, salt: int) -> torch.Generator:
         """Data-order RNG from (seed, step, salt, rank): resume replays the same order."""
@@ -185,12 +172,12 @@ class LearnerRank:
     ) -> dict[str, float]:
         """Optimizer steps over this rank's rows, in order (len = k x micro x accum)."""
         t0 = time.perf_counter()
-        pixels = self._pixels(rows, image_dir)
+        images = rows_image_inputs(self.chat, rows, image_dir)
         sums: dict[str, float] = defaultdict(float)
         mb, micro, tokens = self.cfg.micro_batch_size, 0, 0
         self.engine.train()
         for s in range(0, len(rows), mb):
-            batch = self._collate(rows[s : s + mb], pixels[s : s + mb])
+            batch = self._collate(rows[s : s + mb], images[s : s + mb])
             loss, metrics = sft_loss(self.engine, batch)
             self._micro_step(loss, sums)
             for k, v in metrics.items():
@@ -209,7 +196,7 @@ class LearnerRank:
         Returns the value of each row (the group runs GAE over whole episodes with them).
         """
         rows = rows_from_table(table, self.tokenizer, weights, self.counters.policy_version)
-        pixels = self._pixels(rows, image_dir)
+        images = rows_image_inputs(self.chat, rows, image_dir)
         old_logp: list[torch.Tensor] = []
         old_values: list[float] = []
         mb = self.cfg.micro_batch_size
@@ -217,14 +204,14 @@ class LearnerRank:
             for s in range(0, len(rows), mb):
                 chunk = rows[s : s + mb]
                 logp, values = forward_logprobs(
-                    self.engine, self._collate(chunk, pixels[s : s + mb]), self.cfg.ppo.temperature
+                    self.engine, self._collate(chunk, images[s : s + mb]), self.cfg.ppo.temperature
                 )
                 width = logp.shape[1]
                 for i, r in enumerate(chunk):
                     old_logp.append(logp[i, width - len(r.response_ids) :].float().cpu())
                 vals = values.tolist() if values is not None else [0.0] * len(chunk)
                 old_values.extend(float(v) for v in vals)
-        self._ppo = {"rows": rows, "pixels": pixels, "old_logp": old_logp, "values": old_values}
+        self._ppo = {"rows": rows, "images": images, "old_logp": old_logp, "values": old_values}
         return old_values
 
     def ppo_update(
@@ -232,7 +219,7 @@ class LearnerRank:
     ) -> dict[str, float]:
         """ppo.epochs passes over the prepared rows, reshuffled each epoch; bumps the version."""
         t0 = time.perf_counter()
-        rows, pixels = self._ppo["rows"], self._ppo["pixels"]
+        rows, images = self._ppo["rows"], self._ppo["images"]
         adv = [a if r.weight > 0 else 0.0 for a, r in zip(advantages, rows, strict=True)]
         sums: dict[str, float] = defaultdict(float)
         mb, micro, tokens = self.cfg.micro_batch_size, 0, 0
@@ -241,7 +228,7 @@ class LearnerRank:
             order = torch.randperm(len(rows), generator=self._generator(epoch)).tolist()
             for s in range(0, len(order), mb):
                 idx = order[s : s + mb]
-                batch = self._collate([rows[i] for i in idx], [pixels[i] for i in idx])
+                batch = self._collate([rows[i] for i in idx], [images[i] for i in idx])
                 targets = self._targets(idx, adv, returns, batch.response_ids.shape[1])
                 loss, metrics = ppo_loss(self.engine, batch, targets, self.cfg.ppo)
                 self._micro_step(loss, sums)
@@ -273,7 +260,7 @@ class LearnerRank:
         What the learner believes the policy is: compare with the engines' behaviour log-probs
         after a weight sync.
         """
-        pixels = self._pixels(rows, image_dir)
+        images = rows_image_inputs(self.chat, rows, image_dir)
         out: list[list[float]] = []
         mb = self.cfg.micro_batch_size
         self.engine.eval()
@@ -281,7 +268,7 @@ class LearnerRank:
             for s in range(0, len(rows), mb):
                 chunk = rows[s : s + mb]
                 logp, _ = forward_logprobs(
-                    self.engine, self._collate(chunk, pixels[s : s + mb]), temperature, False
+                    self.engine, self._collate(chunk, images[s : s + mb]), temperature, False
                 )
                 for i, row in enumerate(chunk):
                     t = len(row.response_ids)

@@ -204,7 +204,12 @@ class HFEngine:
             inputs = self.processor(text=request.prompt, images=request.image, return_tensors="pt")
         else:
             inputs = self.tokenizer(request.prompt, return_tensors="pt", add_special_tokens=False)
-        inputs = inputs.to(self.device)
+        # Image inputs (LLaVA: pixel_values; Mllama: also aspect ratios and the cross-attention
+        # mask, which generate extends over the response) go in as the model's dtype.
+        inputs = {
+            k: v.to(self.device, self.model.dtype) if v.is_floating_point() else v.to(self.device)
+            for k, v in inputs.items()
+        }
         greedy = sampling.temperature == 0
         with torch.no_grad():
             out = self.model.generate(

@@ -7,8 +7,8 @@ a VLM and its padded forward gives the unpadded log-probs; the HF engine (text-o
 ``model.multimodal: false`` starts it) reports behaviour log-probs the learner reproduces; an
 exported policy folder reloads in the engine; SFT rows tokenise with the Mllama processor.
 
-Not covered because the learner does not do it yet: image rows (Mllama needs aspect_ratio_ids,
-aspect_ratio_mask and a cross_attention_mask next to pixel_values; see docs/gpu-cluster.md).
+Image rows (Mllama's aspect ratios and cross-attention mask next to pixel_values) are covered by
+test_mllama_vision.py.
 """
 
 from __future__ import annotations
@@ -20,72 +20,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from learner.assets import prepare
 from learner.batching import TrainRow, collate
 from learner.checkpoint import save_hf_policy
 from learner.models import PolicyWithValue, hidden_size
 from learner.ppo import forward_logprobs
 from rollout.config import RolloutConfig
 from rollout.engine import GenerationRequest, HFEngine, Sampling
+from tests.unit.learner.tiny_mllama import build_tiny_mllama
 
-IMAGE_TOKEN = "<|image|>"
 TEMPERATURE = 0.7
 
 
 @pytest.fixture(scope="module")
 def mllama_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random MllamaForConditionalGeneration with processor, built offline."""
-    from transformers import (
-        AutoTokenizer,
-        MllamaConfig,
-        MllamaForConditionalGeneration,
-        MllamaImageProcessorPil,
-        MllamaProcessor,
-    )
-
-    tok = AutoTokenizer.from_pretrained(prepare("tiny-lm"))
-    tok.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
-    ids = {"pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id}
-    ids["eos_token_id"] = tok.eos_token_id
-    text = {
-        "vocab_size": len(tok),
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "cross_attention_layers": [1, 3],
-        **ids,
-    }
-    vision = {
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_global_layers": 1,
-        "attention_heads": 2,
-        "image_size": 56,
-        "patch_size": 14,
-        "max_num_tiles": 2,
-        "vision_output_dim": 64,
-        "intermediate_layers_indices": [0, 1],
-        "supported_aspect_ratios": [[1, 1], [1, 2], [2, 1]],
-    }
-    config = MllamaConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_index=tok.convert_tokens_to_ids(IMAGE_TOKEN),
-    )
-    torch.manual_seed(0)
-    model = MllamaForConditionalGeneration(config)
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.generation_config.pad_token_id = tok.pad_token_id
-    out = tmp_path_factory.mktemp("tiny-mllama")
-    model.save_pretrained(out)
-    image_processor = MllamaImageProcessorPil(size={"height": 56, "width": 56}, max_image_tiles=2)
-    processor = MllamaProcessor(image_processor, tok, chat_template=tok.chat_template)
-    processor.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return build_tiny_mllama(tmp_path_factory.mktemp("tiny-mllama"))
 
 
 def _prompt(path: Path, text: str) -> str:
