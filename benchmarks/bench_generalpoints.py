@@ -1,6 +1,6 @@
 """Throughput of the GeneralPoints pieces a rollout worker runs on CPU.
 
-Reports (all single-process, single-thread):
+Reports (one process pinned to one core, one thread):
   verifier/checks_per_s      verify() on a realistic mix of replies (correct, wrong, hostile)
   solver/hands_per_s         exact solve of every 4-card number multiset, cold memo
   solver/hands_per_s_warm    the same with the memo warm (what dealing costs)
@@ -8,8 +8,11 @@ Reports (all single-process, single-thread):
   render/images_per_s        table images of new hands (card faces cached after first draw)
   render/images_per_s_cold   the same with the card-face cache cleared before each image
 
+Writes the JSON and a PNG of the rates beside it (log scale).
+
 Usage (from the repository root; the results folder is created if missing):
   python -m benchmarks.bench_generalpoints [--out benchmarks/results/generalpoints.json]
+      [--scale 1.0]   (fraction of the default work; 0.2 for a smoke run)
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import write_results
+from benchmarks.common import bar_png, pin_one_core, write_results
 from envs.generalpoints.cards import RANKS, rank_value
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.generalpoints.deal import deal_task
@@ -119,18 +122,30 @@ def bench_render(n_images: int = 100) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the default work")
     args = parser.parse_args()
+    pinned = pin_one_core()
+    n = lambda k: max(5, int(k * args.scale))  # noqa: E731
     solver_cold, solver_warm = bench_solver()
-    render_warm, render_cold = bench_render()
+    render_warm, render_cold = bench_render(n(100))
     results = {
-        "verifier/checks_per_s": bench_verifier(),
+        "verifier/checks_per_s": bench_verifier(n(200)),
         "solver/hands_per_s": solver_cold,
         "solver/hands_per_s_warm": solver_warm,
-        "env/steps_per_s": bench_env(),
+        "env/steps_per_s": bench_env(n(500)),
         "render/images_per_s": render_warm,
         "render/images_per_s_cold": render_cold,
     }
-    write_results(args.out, "generalpoints", results, 1)
+    write_results(args.out, "generalpoints", results, 1, pinned=pinned, scale=args.scale)
+    labels = ["verdicts", "solver\n(cold)", "solver\n(warm memo)", "env steps", "images"]
+    bar_png(
+        args.out.with_suffix(".png"),
+        [*labels, "images\n(cold)"],
+        list(results.values()),
+        "per second (log)",
+        "GeneralPoints on one core: verdicts, solver hands, env steps, images per second",
+        log=True,
+    )
 
 
 if __name__ == "__main__":

