@@ -50,7 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         seeded = load_experiment(args.config, [*args.overrides, *seed_overrides(cfg.name, seed)])
         run_dirs.append(run_experiment(seeded, resume=args.resume))
         print(f"report: {run_dirs[-1] / 'report.md'}")
-    written = aggregate_seeds(run_dirs, cfg.run_dir.parent / f"{cfg.name}-seeds")
+    written = aggregate_seeds(run_dirs, cfg.run_dir.parent / f"{cfg.name}-seeds", cfg.name)
     print(f"report over {args.seeds} seeds: {written['markdown']} (numbers: seeds.json)")
     return 0
 

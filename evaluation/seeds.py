@@ -62,8 +62,11 @@ def aggregate_gains(reports: list[dict[str, Any]], metric: str = "success") -> d
     return out
 
 
-def aggregate_seeds(run_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Path]:
-    """Write the across-seed summary of ``run_dirs`` into ``out_dir``; return the paths."""
+def aggregate_seeds(
+    run_dirs: list[str | Path], out_dir: str | Path, name: str | None = None
+) -> dict[str, Path]:
+    """Write the across-seed summary of ``run_dirs`` into ``out_dir``; return the paths.
+    ``name``: the experiment's name before the per-seed suffix (the title)."""
     if not run_dirs:
         raise ValueError("aggregate_seeds: no run folders given")
     out = Path(out_dir)
@@ -82,7 +85,7 @@ def aggregate_seeds(run_dirs: list[str | Path], out_dir: str | Path) -> dict[str
     )
     compared = compare_runs(run_dirs, out)
     lines = [
-        f"# {reports[0].get('name', 'run')}: {len(reports)} seeds",
+        f"# {name or reports[0].get('name', 'run')}: {len(reports)} seeds",
         "",
         "Mean over seeds; ± is the standard error across seeds (std / sqrt(n)).",
         "",
