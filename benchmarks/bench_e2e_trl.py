@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import exit_on_sigterm, write_json
+from benchmarks.common import exit_on_sigterm, save_png, write_json
 from benchmarks.rl_loop import LoopSpec, RLBench, experiment_config, learner_supports_autocast
 
 DEFAULT_OUT = Path("benchmarks/results/e2e_trl.json")
@@ -185,10 +185,7 @@ def plot(veri: dict, trl: dict, title: str, out_png: Path) -> None:
     bx.set_xlabel("seconds per update")
     bx.legend(fontsize=8)
     bx.set_title("where an update's time goes", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    print(f"wrote {out_png}")
+    save_png(fig, out_png)
 
 
 def main() -> None:

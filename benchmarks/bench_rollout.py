@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import exit_on_sigterm, write_json
+from benchmarks.common import exit_on_sigterm, save_png, write_json
 
 DEFAULT_OUT = Path("benchmarks/results/rollout.json")
 BASELINE = "sequential HF (study)"
@@ -213,10 +213,7 @@ def plot(per_model: dict, out_png: Path) -> None:
         ax.set_ylabel("episodes / s")
         ax.set_ylim(0, max(eps) * 1.25)
         ax.set_title(f"{model}: GeneralPoints 2 cards, VIter 2", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    print(f"wrote {out_png}")
+    save_png(fig, out_png)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import exit_on_sigterm, write_json
+from benchmarks.common import exit_on_sigterm, save_png, write_json
 from benchmarks.rl_loop import LoopSpec, RLBench, mean
 
 DEFAULT_OUT = Path("benchmarks/results/scaling.json")
@@ -131,10 +131,7 @@ def curve_png(
         if len(series) > 1:
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    print(f"wrote {out_png}")
+    save_png(fig, out_png)
 
 
 def plots(results: dict, out: Path) -> None:

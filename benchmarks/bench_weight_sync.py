@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.common import exit_on_sigterm, write_json
+from benchmarks.common import exit_on_sigterm, save_png, write_json
 from benchmarks.rl_loop import LoopSpec, RLBench
 
 DEFAULT_OUT = Path("benchmarks/results/weight_sync.json")
@@ -135,10 +135,7 @@ def plot(results: dict, out_png: Path) -> None:
     uniq = dict(zip(names, handles, strict=True))
     ax.legend(uniq.values(), uniq.keys(), fontsize=8, loc="lower right")
     ax.set_title("weight sync learner -> rollout engines vs memcpy of the same bytes", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    print(f"wrote {out_png}")
+    save_png(fig, out_png)
 
 
 def main() -> None:

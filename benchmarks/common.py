@@ -136,6 +136,13 @@ def bar_png(
     if log:
         ax.set_yscale("log")
     ax.set_title(title, fontsize=10)
+    save_png(fig, out_png)
+
+
+def save_png(fig: Any, out_png: Path) -> None:
+    """Lay out, write (creating the folder) and close a benchmark figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=120)
