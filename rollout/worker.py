@@ -30,7 +30,9 @@ class RolloutWorker:
         set_build_env()
         self.cfg = cfg
         self.worker_id = worker_id
-        self.engine = make_engine(model_path, cfg, multimodal)
+        # "rollout-3" -> 3: which share of the node's cores a CPU engine takes.
+        index = worker_id.rpartition("-")[2]
+        self.engine = make_engine(model_path, cfg, multimodal, int(index) if index.isdigit() else 0)
         if multimodal:
             from transformers import AutoProcessor
 

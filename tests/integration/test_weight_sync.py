@@ -49,15 +49,21 @@ def test_engines_match_the_learner_after_a_sync(ray_cluster, tmp_path: Path) -> 
         options = family("generalpoints").eval_reset_options(TASK, 4, 0)
         specs = [EpisodeSpec(f"s{i}", "generalpoints", TASK, o) for i, o in enumerate(options)]
         before = fleet.play(specs, sampling=GREEDY)
-        # Move the learner's weights (a big SFT step on the engines' own outputs).
-        group.sft_step(_rows(before)[:4])
-        metrics = transport.sync(1)
-        assert metrics["timing/weight_sync"] > 0 and metrics["perf/weight_sync_bytes"] > 0
+        # Move the learner's weights (a big SFT step on the engines' own outputs) and sync,
+        # three times: the third sync rewrites the first one's file in place.
+        inodes = []
+        for version in (1, 2, 3):
+            group.sft_step(_rows(before)[:4])
+            metrics = transport.sync(version)
+            assert metrics["timing/weight_sync"] > 0 and metrics["perf/weight_sync_bytes"] > 0
+            assert transport.latest is not None
+            inodes.append((transport.latest / "model.safetensors").stat().st_ino)
+        assert inodes[2] == inodes[0] != inodes[1]
         after = fleet.play(
             [EpisodeSpec(f"a{s.episode_id}", s.family, s.config, s.reset_options) for s in specs],
             sampling=GREEDY,
         )
-        assert all(t.policy_version == 1 for r in after for t in r.turns)
+        assert all(t.policy_version == 3 for r in after for t in r.turns)
         rows = _rows(after)
         learner = group.score(rows)
         engine = [t.behaviour_logprobs for r in after for t in r.turns]

@@ -1,0 +1,60 @@
+"""Which cores a CPU rollout engine computes on (rollout.engine.engine_cpu_cores)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cluster.typed_config import ConfigError
+from rollout.config import RolloutConfig
+from rollout.engine import engine_cpu_cores, set_vllm_cpu_env
+
+
+def test_one_worker_takes_every_core() -> None:
+    # vLLM's own default would keep one of two cores for its scheduler.
+    assert engine_cpu_cores([0, 1], RolloutConfig(num_workers=1), 0) == [0, 1]
+
+
+def test_workers_on_one_node_get_disjoint_shares() -> None:
+    cfg = RolloutConfig(num_workers=2)
+    shares = [engine_cpu_cores([0, 1, 2, 3], cfg, k) for k in range(2)]
+    assert shares == [[0, 1], [2, 3]]
+    assert engine_cpu_cores([4, 5], cfg, 0) != engine_cpu_cores([4, 5], cfg, 1)
+
+
+def test_more_workers_than_cores_wrap_round() -> None:
+    cfg = RolloutConfig(num_workers=3)
+    assert [engine_cpu_cores([0, 1], cfg, k) for k in range(3)] == [[0], [1], [0]]
+
+
+def test_explicit_core_count_is_capped_by_the_usable_cores() -> None:
+    assert engine_cpu_cores([2, 3], RolloutConfig(cpu_cores=1), 1) == [3]
+    assert engine_cpu_cores([2, 3], RolloutConfig(cpu_cores=8), 0) == [2, 3]
+
+
+def test_affinity_order_does_not_matter() -> None:
+    assert engine_cpu_cores([3, 1, 2], RolloutConfig(cpu_cores=2), 0) == [1, 2]
+
+
+def test_no_usable_core_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no core"):
+        engine_cpu_cores([], RolloutConfig(), 0)
+
+
+def test_negative_core_count_names_the_field() -> None:
+    with pytest.raises(ConfigError, match="cpu_cores"):
+        RolloutConfig(cpu_cores=-1)
+
+
+def test_cpu_env_binds_the_engine_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    set_vllm_cpu_env(RolloutConfig(num_workers=2), worker_index=1)
+    assert os.environ["VLLM_CPU_OMP_THREADS_BIND"] == "2,3"
+
+
+def test_gpu_workers_leave_the_binding_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    set_vllm_cpu_env(RolloutConfig(gpus_per_worker=1.0), worker_index=0)
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in os.environ
