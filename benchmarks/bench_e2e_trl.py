@@ -147,6 +147,7 @@ def trl_side(job: dict, workdir: Path) -> dict:
         "episodes_per_s": batch * len(timed) / sum(timed),
         "timed_wall_s": sum(timed),
         "step_s": out["step_s"],
+        "step_s_mean": sum(timed) / len(timed),
         "response_tokens_mean": sum(lengths) / len(lengths) if lengths else None,
         "reward_mean": sum(rewards) / len(rewards) if rewards else None,
         "versions": out["versions"],
@@ -271,6 +272,12 @@ def main() -> None:
             veri["episodes_per_s"] / trl["episodes_per_s"] if "episodes_per_s" in trl else None
         ),
         "target_speedup": 4.0,
+        # Training is the same work on both sides (same model, tokens, precision and torch).
+        # Were veriray's rollout and weight sync free, an update would still take its training
+        # time: this is the most any rollout/sync speed-up can give against this baseline.
+        "speedup_bound_training_only": (
+            trl["step_s_mean"] / veri["train_s_mean"] if "step_s_mean" in trl else None
+        ),
     }
     title = (
         f"{args.model}, GeneralPoints, {spec.episodes_per_update} episodes/update, "

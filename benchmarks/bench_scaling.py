@@ -7,15 +7,16 @@ update's episodes -> train -> sync weights). The study's setting: 2-card General
 VIter 2 (feedback turns), turn-level PPO with a value head, 1 epoch.
 
 Curves (one PNG each, rollout episodes/s on the left axis, iteration seconds on the right):
-  scaling_workers.png     rollout workers 1, 2      (1 env actor)
-  scaling_env_actors.png  env actors 1, 2, 4        (1 rollout worker)
-  scaling_model.png       model size (parameters)   (1 worker, 1 env actor)
+  scaling_workers.png     rollout workers 1, 2      (1 env actor; ``--sweep-models``)
+  scaling_env_actors.png  env actors 1, 2, 4        (1 rollout worker; ``--sweep-models``)
+  scaling_model.png       model size (parameters)   (1 worker, 1 env actor; every model)
 
 On this 2-core machine every process shares the same cores, so more actors can only help
 where one of them waits on another; the curves show where that is and what actors cost.
 
 Usage (from the repository root):
-  python -m benchmarks.bench_scaling [--models tiny-lm smollm2-135m] [--workers 1 2]
+  python -m benchmarks.bench_scaling [--models tiny-lm smollm2-135m] [--sweep-models tiny-lm]
+      [--workers 1 2]
       [--env-actors 1 2 4] [--episodes-per-update 16] [--iterations 1]
       [--out benchmarks/results/scaling.json]
 """
@@ -143,19 +144,20 @@ def plots(results: dict, out: Path) -> None:
             [p["iteration_s"] for p in pts],
         )
 
+    swept = [m for m in results if len(results[m]["points"]) > 1] or list(results)
     workers = sorted({p["workers"] for r in results.values() for p in r["points"].values()})
     envs = sorted({p["env_actors"] for r in results.values() for p in r["points"].values()})
     curve_png(
         out.with_name(out.stem + "_workers.png"),
         "rollout workers (1 env actor)",
         "rollout workers",
-        {m: pick(m, [f"w{w}-e1" for w in workers], "workers") for m in results},
+        {m: pick(m, [f"w{w}-e1" for w in workers], "workers") for m in swept},
     )
     curve_png(
         out.with_name(out.stem + "_env_actors.png"),
         "env actors (1 rollout worker)",
         "env actors",
-        {m: pick(m, [f"w1-e{e}" for e in envs], "env_actors") for m in results},
+        {m: pick(m, [f"w1-e{e}" for e in envs], "env_actors") for m in swept},
     )
     models = sorted(results, key=lambda m: results[m]["n_params"])
     base = [results[m]["points"]["w1-e1"] for m in models]
@@ -180,6 +182,12 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["tiny-lm", "smollm2-135m"])
+    parser.add_argument(
+        "--sweep-models",
+        nargs="+",
+        default=["tiny-lm"],
+        help="models swept over workers and env actors; the others run 1 worker, 1 env actor",
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--env-actors", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--episodes-per-update", type=int, default=16)
@@ -194,7 +202,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="veriray-scaling-") as tmp:
         for model in args.models:
             t0 = time.perf_counter()
-            results[model] = sweep(model, points, args, Path(tmp))
+            swept = points if model in args.sweep_models else [(1, 1)]
+            results[model] = sweep(model, swept, args, Path(tmp))
             results[model]["wall_s"] = time.perf_counter() - t0
     write_json(
         args.out,
@@ -206,6 +215,7 @@ def main() -> None:
             "episodes_per_update": args.episodes_per_update,
             "iterations_per_point": args.iterations,
             "points": points,
+            "swept_models": args.sweep_models,
         },
     )
     plots(results, args.out)

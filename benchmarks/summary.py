@@ -57,9 +57,11 @@ def target_rows(out_dir: Path) -> list[str]:
             if ratio
             else "failed: " + str(e.get("trl", {}).get("error", "?")).splitlines()[0][:80]
         )
+        bound = res.get("speedup_bound_training_only")
+        bound_note = f"; at most {bound:.1f}x with free rollout and sync" if bound else ""
         rows.append(
             f"| 2 | RL episodes trained/s vs TRL GRPOTrainer ({st['episodes_per_update']} "
-            f"episodes/update, {st['updates_timed']} timed updates) | {st['model']} | "
+            f"episodes/update, {st['updates_timed']} timed updates{bound_note}) | {st['model']} | "
             f"{res['veriray_episodes_per_s']:.3f} ep/s | {trl} | {_f(ratio, '{:.1f}x')} | "
             f">= 4x | {_met(None if ratio is None else ratio >= 4)} |"
         )
