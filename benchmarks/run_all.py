@@ -61,7 +61,7 @@ BENCHES = [
     Bench(
         "learner",
         "benchmarks.bench_learner",
-        _a("--models tiny-lm smollm2-135m --dtypes float32 autocast --steps 2"),
+        _a("--models tiny-lm smollm2-135m --dtypes float32 autocast --steps 1"),
         _a("--models tiny-lm --dtypes float32 autocast --steps 1"),
         600,
         240,
@@ -69,7 +69,7 @@ BENCHES = [
     Bench(
         "rollout",
         "benchmarks.bench_rollout",
-        _a("--models tiny-lm smollm2-135m --episodes 128 --baseline-episodes tiny-lm=24 *=6"),
+        _a("--models tiny-lm smollm2-135m --episodes 96 --baseline-episodes tiny-lm=24 *=6"),
         _a("--models tiny-lm --episodes 32 --baseline-episodes 2"),
         900,
         480,
@@ -77,7 +77,7 @@ BENCHES = [
     Bench(
         "weight_sync",
         "benchmarks.bench_weight_sync",
-        _a("--models tiny-lm smollm2-135m --workers 1 2 --repeats 4"),
+        _a("--models tiny-lm smollm2-135m --workers 1 2 --repeats 3"),
         _a("--models tiny-lm --repeats 2"),
         600,
         360,
@@ -93,7 +93,7 @@ BENCHES = [
     Bench(
         "overhead",
         "benchmarks.bench_overhead",
-        _a("--models tiny-lm smollm2-135m --updates 3 --episodes-per-update 16"),
+        _a("--models tiny-lm smollm2-135m --updates 2 --episodes-per-update 16"),
         _a("--models tiny-lm --updates 3 --episodes-per-update 8"),
         900,
         420,

@@ -4,9 +4,9 @@ Weight sync on CPU runs after every update (learner/weight_sync.py). ``save_pret
 a new file each time, so every page of a 0.6 GB /dev/shm file is faulted in and zeroed anew,
 and a tied model's head then costs a second full read and write. Here the file keeps its pages
 from one update to the next: while the tensor layout is unchanged (every update after the
-first) the new values are copied straight into the existing bytes, about the cost of a warm
-memcpy. Only the safetensors layout is written by hand (an 8-byte header length, a JSON header,
-the tensors back to back), which vLLM and transformers both read.
+first) the new values are written straight into the existing pages (pwrite), about the cost
+of a warm memcpy. Only the safetensors layout is written by hand (an 8-byte header length, a
+JSON header, the tensors back to back), which vLLM and transformers both read.
 
 A file is rewritten in place only when no reader can be using it: the transport alternates two
 folders, and engines copy weights out during ``load_weights`` (which ends before the next
@@ -16,7 +16,6 @@ write). A new layout goes to a temporary name that is renamed over the old one.
 from __future__ import annotations
 
 import json
-import mmap
 import os
 from pathlib import Path
 
@@ -76,17 +75,26 @@ def write_safetensors_in_place(tensors: dict[str, torch.Tensor], path: Path) -> 
     try:
         if not reuse:
             os.ftruncate(fd, size)
-        with mmap.mmap(fd, size) as mm:
-            mm[: len(head)] = head
-            for name, t in tensors.items():
-                dst = torch.frombuffer(mm, dtype=t.dtype, count=t.numel(), offset=offsets[name])
-                dst.view(t.shape).copy_(t.detach())
-                del dst  # the mmap cannot close while a tensor still views it
+        # pwrite, not mmap: the kernel copies into the file's existing pages, where a fresh
+        # mapping takes a page fault per 4 KiB (measured here: 0.15 s vs 1.5 s for 0.7 GB).
+        _pwrite_all(fd, head, 0)
+        for name, t in tensors.items():
+            data = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+            _pwrite_all(fd, data, offsets[name])
     finally:
         os.close(fd)
     if not reuse:
         os.replace(target, path)
     return reuse
+
+
+def _pwrite_all(fd: int, data: object, offset: int) -> None:
+    """All of ``data`` (a buffer) at ``offset``: one pwrite may write less (Linux caps a
+    call at ~2 GiB)."""
+    view = memoryview(data).cast("B")  # type: ignore[arg-type]
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
 
 
 def engine_tensors(policy: nn.Module) -> dict[str, torch.Tensor] | None:
