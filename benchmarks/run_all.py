@@ -93,7 +93,7 @@ BENCHES = [
     Bench(
         "overhead",
         "benchmarks.bench_overhead",
-        _a("--models tiny-lm smollm2-135m --updates 2 --episodes-per-update 16"),
+        _a("--models tiny-lm smollm2-135m --updates 3 --episodes-per-update 8"),
         _a("--models tiny-lm --updates 3 --episodes-per-update 8"),
         900,
         420,
