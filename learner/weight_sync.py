@@ -41,15 +41,13 @@ class SharedMemoryTransport:
         self.fleet = fleet
         self.root = (SHM_ROOT if SHM_ROOT.parent.is_dir() else Path("/tmp/veriray-shm")) / run_name
         self.root.mkdir(parents=True, exist_ok=True)
-        self._syncs = 0
         self.latest: Path | None = None
         """The folder the engines last loaded."""
 
     def sync(self, version: int) -> dict[str, float]:
         # The engines (and a late-joining worker) read the folder of the last sync; write the
         # other one.
-        folder = self.root / f"slot{self._syncs % 2}"
-        self._syncs += 1
+        folder = self.root / ("slot1" if self.latest == self.root / "slot0" else "slot0")
         start = time.perf_counter()
         self.learner.export_weights(str(folder))
         exported = time.perf_counter()
