@@ -6,12 +6,16 @@ the learner's ``autocast_bf16``):
   sft/tokens_per_s   trained tokens per second of SFT optimizer steps
   ppo/tokens_per_s   response tokens per second of one PPO update (prepare + ppo.epochs
                      passes of forward/backward), the study's turn-level PPO with a value head
+  grpo/update_s_*    seconds of one GRPO update (no critic, one epoch, one optimizer step) on
+                     2 tasks x 4 samples, with the rows of a task sharing their prompt:
+                     ``unpacked`` trains each row whole, ``packed`` runs each prompt once
+                     (learner.pack_shared_prompts); ``grpo/packing_speedup`` is their ratio
 Sequences: prompt 192 + response 64 tokens (a 2-card GeneralPoints turn after SFT is ~200+30),
 micro-batch 8. Weight-sync timings belong to the lead's benchmark.
 
 Usage (from the repository root):
   python -m benchmarks.bench_learner [--models tiny-lm smollm2-135m]
-      [--dtypes float32 bfloat16 autocast] [--steps 3] [--out ...json]
+      [--dtypes float32 bfloat16 autocast] [--steps 3] [--grpo-dtypes autocast] [--out ...json]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import torch
@@ -28,7 +33,7 @@ import torch
 from benchmarks.common import exit_on_sigterm, write_json
 from learner.assets import prepare
 from learner.batching import TrainRow, turn_advantages
-from learner.config import LearnerConfig
+from learner.config import LearnerConfig, PPOConfig
 from learner.rank import LearnerRank, free_port
 from rollout.trajectory import TurnRecord, to_record_batch
 
@@ -36,23 +41,25 @@ DEFAULT_OUT = Path("benchmarks/results/learner.json")
 PROMPT, RESPONSE, BATCH = 192, 64, 8
 
 
-def _table(vocab: int, seed: int) -> pa.Table:
+def _table(vocab: int, seed: int, group: int = 1) -> pa.Table:
+    """BATCH single-turn rows; ``group`` consecutive rows share a prompt (a GRPO group)."""
     g = torch.Generator().manual_seed(seed)
+    prompts = [torch.randint(5, vocab, (PROMPT,), generator=g).tolist() for _ in range(BATCH)]
     turns = [
         TurnRecord(
             episode_id=f"e{i}", turn_index=0, task_family="bench", task_state="{}",
-            prompt_token_ids=torch.randint(5, vocab, (PROMPT,), generator=g).tolist(),
+            prompt_token_ids=prompts[i - i % group],
             response_token_ids=torch.randint(5, vocab, (RESPONSE,), generator=g).tolist(),
             behaviour_logprobs=[-1.0] * RESPONSE, response_text="reasoning {\"a\": 1}",
             reward=float(i % 2), success=False, done=True, truncated=False, verdict="{}",
-            policy_version=0, group_id="g",
+            policy_version=0, group_id=f"g{i // group}",
         )
         for i in range(BATCH)
     ]  # fmt: skip
     return pa.Table.from_batches([to_record_batch(turns)])
 
 
-def bench(model: str, dtype: str, steps: int) -> dict[str, float]:
+def _rank(model: str, dtype: str, **fields: Any) -> LearnerRank:
     autocast = {"autocast_bf16": True} if dtype == "autocast" else {}
     cfg = LearnerConfig(
         micro_batch_size=BATCH,
@@ -60,9 +67,37 @@ def bench(model: str, dtype: str, steps: int) -> dict[str, float]:
         lr=1e-6,
         cpus_per_rank=2,
         **autocast,
+        **fields,
     )
     rank = LearnerRank(0, 1, cfg)
     rank.setup("127.0.0.1", free_port(), str(prepare(model)))
+    return rank
+
+
+def _update_s(rank: LearnerRank, table: pa.Table) -> float:
+    start = time.perf_counter()
+    values = rank.ppo_prepare(table, [1.0] * BATCH)
+    adv, ret = turn_advantages(table, values, rank.cfg)
+    rank.ppo_update(adv, ret, BATCH)
+    return time.perf_counter() - start
+
+
+def bench_grpo(model: str, dtype: str) -> dict[str, float]:
+    """One GRPO update (after a warm-up one) unpacked and packed, on 2 tasks x 4 samples."""
+    out = {}
+    for name, pack in (("unpacked", False), ("packed", True)):
+        ppo = PPOConfig(policy_loss="grpo", advantage="grpo", epochs=1)
+        rank = _rank(model, dtype, critic="none", pack_shared_prompts=pack, ppo=ppo)
+        table = _table(len(rank.tokenizer), 2, group=4)
+        _update_s(rank, table)  # warm-up
+        out[f"grpo/update_s_{name}"] = _update_s(rank, table)
+    out["grpo/packing_speedup"] = out["grpo/update_s_unpacked"] / out["grpo/update_s_packed"]
+    return out
+
+
+def bench(model: str, dtype: str, steps: int, grpo: bool) -> dict[str, float]:
+    rank = _rank(model, dtype)
+    cfg = rank.cfg
     vocab = len(rank.tokenizer)
     n = PROMPT + RESPONSE - 1  # SFT trains every token after the first
     rows = [
@@ -80,7 +115,7 @@ def bench(model: str, dtype: str, steps: int) -> dict[str, float]:
     adv, ret = turn_advantages(table, values, cfg)
     m = rank.ppo_update(adv, ret, BATCH)
     ppo_time = time.perf_counter() - start
-    return {
+    return (bench_grpo(model, dtype) if grpo else {}) | {
         "sft/tokens_per_s": sft,
         "sft/step_s": BATCH * n / sft,
         "ppo/tokens_per_s": BATCH * RESPONSE * cfg.ppo.epochs / ppo_time,
@@ -115,6 +150,12 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny-lm"])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16", "autocast"])
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument(
+        "--grpo-dtypes",
+        nargs="+",
+        default=["autocast"],
+        help="precisions that also time a GRPO update unpacked vs packed (2 more ranks each)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     exit_on_sigterm()
@@ -122,7 +163,7 @@ def main() -> None:
     for m in args.models:
         for d in args.dtypes:
             print(f"[{m}/{d}] ...", flush=True)
-            results[f"{m}/{d}"] = bench(m, d, args.steps)
+            results[f"{m}/{d}"] = bench(m, d, args.steps, d in args.grpo_dtypes)
     shape = {"prompt": PROMPT, "response": RESPONSE, "micro_batch": BATCH}
     write_json(
         args.out, "learner", results, shape=shape, threads=torch.get_num_threads(), steps=args.steps

@@ -103,13 +103,20 @@ def learner_rows(out_dir: Path) -> list[str]:
     if not r:
         return []
     rows = [
-        "| model / precision | SFT tokens/s | SFT step s | PPO tokens/s | PPO update s |",
-        "|---|---|---|---|---|",
+        "| model / precision | SFT tokens/s | SFT step s | PPO tokens/s | PPO update s "
+        "| GRPO update s, unpacked / packed prompts |",
+        "|---|---|---|---|---|---|",
     ]
     for name, x in r["results"].items():
+        grpo = "-"
+        if "grpo/update_s_packed" in x:  # results written before packing have no GRPO run
+            grpo = (
+                f"{x['grpo/update_s_unpacked']:.2f} / {x['grpo/update_s_packed']:.2f} "
+                f"({x['grpo/packing_speedup']:.2f}x)"
+            )
         rows.append(
             f"| {name} | {x['sft/tokens_per_s']:,.0f} | {x['sft/step_s']:.2f} | "
-            f"{x['ppo/tokens_per_s']:,.0f} | {x['ppo/update_s']:.2f} |"
+            f"{x['ppo/tokens_per_s']:,.0f} | {x['ppo/update_s']:.2f} | {grpo} |"
         )
     return rows
 

@@ -68,6 +68,11 @@ class ModelBatch:
     image_inputs: dict[str, Tensor] = field(default_factory=dict)  # the model's other image
     # inputs by name; Mllama: aspect_ratio_ids (B, I) long, aspect_ratio_mask (B, I, tiles)
     # long, cross_attention_mask (B, L, I, tiles) long (left-padded like input_ids)
+    # Shared-prompt packing (learner/prompt_packing.py): then input_ids and position_ids are
+    # (R, L) packs, attention_mask is (R, 1, L, L) bool and logit_index (B, T + 1) says where
+    # each row's logits are; value_index is meaningless. None = the padded-row layout above.
+    logit_index: Tensor | None = None
+    packed_tokens: int = 0  # real tokens of the packs (with logit_index)
 
     @property
     def num_logits(self) -> int:
@@ -82,6 +87,8 @@ class ModelBatch:
     @property
     def processed_tokens(self) -> int:
         """Real tokens (prompt + response) of the rows that train: the D of 6ND FLOPs."""
+        if self.logit_index is not None:
+            return self.packed_tokens
         return int(self.attention_mask[self.row_weight > 0].sum())
 
     def to(self, device: torch.device | str) -> ModelBatch:

@@ -167,6 +167,45 @@ class PolicyWithValue(nn.Module):
     def multimodal(self) -> bool:
         return getattr(self.policy.config, "vision_config", None) is not None
 
+    @property
+    def packable(self) -> bool:
+        """Whether shared-prompt packing gives this model's own logits: a text-only causal LM
+        (a vision tower needs its image rows whole) whose logits are its output embedding of
+        the last hidden state (no soft-capping or scaling the packed path would skip), and no
+        value model (values read per-row positions that packs do not keep)."""
+        cfg = self.policy.config
+        plain_head = all(
+            getattr(cfg, k, None) in (None, 1.0)
+            for k in ("final_logit_softcapping", "logit_scale", "logits_scaling")
+        )
+        return (
+            self.value_head is None
+            and not self.multimodal
+            and plain_head
+            and self.policy.get_output_embeddings() is not None
+        )
+
+    def _packed_logits(
+        self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, logit_index: Tensor
+    ) -> Tensor:
+        """(B, W, V) logits of packed rows: the decoder over the packs, the output embedding
+        over the gathered positions only."""
+        if not self.packable:
+            raise ValueError(
+                "packed rows need a text-only model with a plain output head and no value "
+                "model (learner.pack_shared_prompts applies only to such models)"
+            )
+        mixed = torch.autocast(input_ids.device.type, torch.bfloat16, enabled=self.autocast_bf16)
+        with mixed:
+            hidden = self.policy.get_decoder()(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                use_cache=False,
+            ).last_hidden_state  # (R, L, H)
+            picked = hidden.flatten(0, 1)[logit_index]  # (B, W, H)
+            return self.policy.get_output_embeddings()(picked).float()
+
     def forward(
         self,
         input_ids: Tensor,
@@ -176,6 +215,7 @@ class PolicyWithValue(nn.Module):
         value_index: Tensor | None = None,
         pixel_values: Tensor | None = None,
         image_inputs: dict[str, Tensor] | None = None,
+        logit_index: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Logits of the last ``num_logits`` positions and the value at ``value_index``.
 
@@ -184,8 +224,13 @@ class PolicyWithValue(nn.Module):
         W) float for the rows whose ids hold image tokens (pre-expanded, as vLLM tokenises), or
         Mllama's (B, I, tiles, 3, H, W) with its other ``image_inputs`` (see the module
         docstring); the critic, when separate, gets the same inputs.
+        Packed rows (learner/prompt_packing.py): input_ids, position_ids (R, L), attention_mask
+        (R, 1, L, L) bool and ``logit_index`` (B, num_logits), flat positions whose hidden
+        states give each row's logits; only for ``packable`` models, without a value.
         Returns (logits (B, num_logits, V), values (B,) float32 or None).
         """
+        if logit_index is not None:
+            return self._packed_logits(input_ids, attention_mask, position_ids, logit_index), None
         want_value = value_index is not None and self.value_head is not None
         inputs: dict[str, Any] = {
             "input_ids": input_ids,

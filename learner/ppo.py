@@ -28,7 +28,9 @@ from learner.losses import (
 class PPOTargets:
     """What the update compares against, fixed at the start of the update."""
 
-    old_logp: Tensor  # (B, T) float, log p of the response under the learner before the update
+    old_logp: Tensor | None  # (B, T) float, log p of the response under the learner before
+    # the update; None = the update's own forward, detached (exact when the weights cannot have
+    # moved since the batch was drawn: learner/rank.py _old_logp_is_own_forward)
     old_values: Tensor  # (B,) float, V(s) before the update (zeros without a critic)
     advantages: Tensor  # (B,) float, one per turn (0 on padding rows)
     returns: Tensor  # (B,) float, value targets
@@ -46,6 +48,7 @@ def forward_logprobs(
         value_index=batch.value_index if with_values else None,
         pixel_values=batch.pixel_values,
         image_inputs=batch.image_inputs,
+        logit_index=batch.logit_index,
     )
     # Kept logits cover the last T+1 positions; position j predicts token j+1.
     logp = gather_token_logprobs(logits[:, :-1], batch.response_ids, temperature)
@@ -67,14 +70,15 @@ def ppo_loss(
     """Policy loss (by registry name) + vf_coef x clipped value loss; metrics detached."""
     with_values = getattr(model, "value_head", None) is not None
     logp, values = forward_logprobs(model, batch, cfg.temperature, with_values)
+    old_logp = logp.detach() if targets.old_logp is None else targets.old_logp
     behaviour = None
     if batch.behaviour_logp is not None and batch.use_behaviour is not None:
         # Fresh rows use pi_old as their behaviour policy: weight exp(0) = 1, no correction.
         stale = batch.use_behaviour.unsqueeze(1)  # (B, 1)
-        behaviour = torch.where(stale, batch.behaviour_logp, targets.old_logp)
+        behaviour = torch.where(stale, batch.behaviour_logp, old_logp)
     loss_in = PolicyLossInput(
         logp=logp,
-        old_logp=targets.old_logp,
+        old_logp=old_logp,
         advantages=targets.advantages,
         answer_mask=batch.answer_mask,
         reasoning_mask=batch.reasoning_mask,

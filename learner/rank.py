@@ -27,6 +27,7 @@ from learner.config import LearnerConfig
 from learner.deepspeed_config import deepspeed_config
 from learner.models import PolicyWithValue, rows_image_inputs
 from learner.ppo import PPOTargets, forward_logprobs, ppo_loss, sft_loss
+from learner.prompt_packing import collate_packed, grouped_order, shares_prompts
 from learner.schedule import lr_multiplier
 
 
@@ -58,6 +59,7 @@ class LearnerRank:
         self.tokenizer: Any = None
         self.counters = ckpt.Counters()
         self._ppo: dict[str, Any] = {}  # the prepared batch between ppo_prepare and ppo_update
+        self._pack = False  # shared-prompt packing (set in setup: config and model allow it)
         torch.set_num_threads(cfg.torch_threads or max(1, int(cfg.cpus_per_rank)))
 
     def address(self) -> tuple[str, int]:
@@ -89,6 +91,7 @@ class LearnerRank:
             model_path, dtype, self.cfg.critic, self.cfg.value_head_hidden
         )
         model.autocast_bf16 = self.cfg.autocast_bf16
+        self._pack = self.cfg.pack_shared_prompts and model.packable
         if model.multimodal:
             self.chat = AutoProcessor.from_pretrained(model_path)
             self.tokenizer = self.chat.tokenizer
@@ -116,6 +119,8 @@ class LearnerRank:
     def _collate(
         self, rows: list[TrainRow], images: list[dict[str, torch.Tensor] | None]
     ) -> ModelBatch:
+        if self._pack and all(i is None for i in images) and shares_prompts(rows):
+            return collate_packed(rows, self.pad_id).to(self.engine.device)
         batch = collate(rows, self.pad_id, images=images)
         dtype = self.engine.module.policy.dtype
         if batch.pixel_values is not None:
@@ -197,22 +202,45 @@ class LearnerRank:
         """
         rows = rows_from_table(table, self.tokenizer, weights, self.counters.policy_version)
         images = rows_image_inputs(self.chat, rows, image_dir)
-        old_logp: list[torch.Tensor] = []
-        old_values: list[float] = []
-        mb = self.cfg.micro_batch_size
+        old_values = [0.0] * len(rows)
+        self._ppo = {"rows": rows, "images": images, "old_logp": None, "values": old_values}
+        if self._old_logp_is_own_forward(len(rows)):
+            return old_values
+        old_logp: list[torch.Tensor] = [torch.empty(0)] * len(rows)
+        order, mb = self._row_order(rows, None), self.cfg.micro_batch_size
         with torch.no_grad():
-            for s in range(0, len(rows), mb):
-                chunk = rows[s : s + mb]
-                logp, values = forward_logprobs(
-                    self.engine, self._collate(chunk, images[s : s + mb]), self.cfg.ppo.temperature
-                )
+            for s in range(0, len(order), mb):
+                idx = order[s : s + mb]
+                batch = self._collate([rows[i] for i in idx], [images[i] for i in idx])
+                logp, values = forward_logprobs(self.engine, batch, self.cfg.ppo.temperature)
                 width = logp.shape[1]
-                for i, r in enumerate(chunk):
-                    old_logp.append(logp[i, width - len(r.response_ids) :].float().cpu())
-                vals = values.tolist() if values is not None else [0.0] * len(chunk)
-                old_values.extend(float(v) for v in vals)
-        self._ppo = {"rows": rows, "images": images, "old_logp": old_logp, "values": old_values}
+                vals = values.tolist() if values is not None else [0.0] * len(idx)
+                for k, i in enumerate(idx):
+                    old_logp[i] = logp[k, width - len(rows[i].response_ids) :].float().cpu()
+                    old_values[i] = float(vals[k])
+        self._ppo["old_logp"] = old_logp
         return old_values
+
+    def _old_logp_is_own_forward(self, num_rows: int) -> bool:
+        """Whether the update's own forward (detached) is pi_old exactly: one epoch, at most
+        one optimizer step over this rank's rows, no value model. The weights then cannot move
+        between ppo_prepare and any micro-batch's forward, so a no-grad pass before the update
+        would compute the same log-probs again (a third of the update's compute)."""
+        cfg = self.cfg
+        return (
+            cfg.ppo.epochs == 1
+            and num_rows <= cfg.micro_batch_size * cfg.grad_accum_steps
+            and self.engine.module.value_head is None
+        )
+
+    def _row_order(self, rows: list[TrainRow], generator: torch.Generator | None) -> list[int]:
+        """Micro-batch order of the rows: shuffled by ``generator`` (None = as given); with
+        packing, rows of one prompt stay adjacent so that their micro-batch packs them."""
+        if self._pack:
+            return grouped_order([r.prompt_ids for r in rows], generator)
+        if generator is None:
+            return list(range(len(rows)))
+        return torch.randperm(len(rows), generator=generator).tolist()
 
     def ppo_update(
         self, advantages: list[float], returns: list[float], num_samples: int
@@ -225,7 +253,7 @@ class LearnerRank:
         mb, micro, tokens = self.cfg.micro_batch_size, 0, 0
         self.engine.train()
         for epoch in range(self.cfg.ppo.epochs):
-            order = torch.randperm(len(rows), generator=self._generator(epoch)).tolist()
+            order = self._row_order(rows, self._generator(epoch))
             for s in range(0, len(order), mb):
                 idx = order[s : s + mb]
                 batch = self._collate([rows[i] for i in idx], [images[i] for i in idx])
@@ -245,8 +273,9 @@ class LearnerRank:
         self, idx: list[int], adv: list[float], returns: list[float], width: int
     ) -> PPOTargets:
         device = self.engine.device
+        old = self._ppo["old_logp"]
         return PPOTargets(
-            old_logp=_right_align([self._ppo["old_logp"][i] for i in idx], width).to(device),
+            old_logp=None if old is None else _right_align([old[i] for i in idx], width).to(device),
             old_values=torch.tensor([self._ppo["values"][i] for i in idx], device=device),
             advantages=torch.tensor([adv[i] for i in idx], device=device),
             returns=torch.tensor([returns[i] for i in idx], device=device),

@@ -94,6 +94,10 @@ def set_vllm_cpu_env(cfg: RolloutConfig, worker_index: int = 0) -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(cfg.kv_cache_gib))))
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     if cfg.gpus_per_worker == 0:
+        # vLLM-cpu 0.32 on torch 2.13 writes AOT compile artifacts it cannot load again
+        # ("'function' object has no attribute 'finalize_loading'"), so a compiled engine
+        # recompiled at every start (~70 s for SmolLM2). Its older inductor cache loads: ~28 s.
+        os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")
         # vLLM-cpu binds one OpenMP thread per listed core. Its "auto" default holds one core
         # back for the scheduler process and puts every engine of a node on the same cores.
         cores = engine_cpu_cores(usable_cores(), cfg, worker_index)

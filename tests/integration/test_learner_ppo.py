@@ -52,14 +52,20 @@ def rollout(group: LearnerGroup, prompt: list[int], seed: int, target: int) -> p
 
 @pytest.mark.parametrize(
     "ppo",
-    [PPOConfig(), PPOConfig(policy_loss="grpo", advantage="grpo")],
-    ids=["ppo_turn-gae", "grpo"],
+    [
+        PPOConfig(),
+        PPOConfig(policy_loss="grpo", advantage="grpo"),
+        # One epoch, one optimizer step per update: the update's own forward is pi_old.
+        PPOConfig(policy_loss="grpo", advantage="grpo", epochs=1),
+    ],
+    ids=["ppo_turn-gae", "grpo", "grpo-one-step"],
 )
 @pytest.mark.timeout(300)
 def test_ppo_raises_reward_on_a_toy_verifier(ray_cluster, ppo: PPOConfig) -> None:
     cfg = LearnerConfig(
         micro_batch_size=8,
-        lr=3e-4,
+        grad_accum_steps=4 if ppo.epochs == 1 else 1,
+        lr=1e-3 if ppo.epochs == 1 else 3e-4,
         seed=0,
         ppo=ppo,
         critic="shared" if ppo.advantage == "gae" else "none",

@@ -49,12 +49,22 @@ def test_negative_core_count_names_the_field() -> None:
 
 def test_cpu_env_binds_the_engine_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    monkeypatch.delenv("VLLM_USE_AOT_COMPILE", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
     set_vllm_cpu_env(RolloutConfig(num_workers=2), worker_index=1)
     assert os.environ["VLLM_CPU_OMP_THREADS_BIND"] == "2,3"
+    assert os.environ["VLLM_USE_AOT_COMPILE"] == "0"  # the compile cache that loads on CPU
+
+
+def test_a_user_choice_of_compile_cache_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLLM_USE_AOT_COMPILE", "1")
+    set_vllm_cpu_env(RolloutConfig(), worker_index=0)
+    assert os.environ["VLLM_USE_AOT_COMPILE"] == "1"
 
 
 def test_gpu_workers_leave_the_binding_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    monkeypatch.delenv("VLLM_USE_AOT_COMPILE", raising=False)
     set_vllm_cpu_env(RolloutConfig(gpus_per_worker=1.0), worker_index=0)
     assert "VLLM_CPU_OMP_THREADS_BIND" not in os.environ
+    assert "VLLM_USE_AOT_COMPILE" not in os.environ
