@@ -31,10 +31,11 @@ import pyarrow as pa
 import torch
 
 from benchmarks.common import exit_on_sigterm, write_json
+from cluster.ray_runtime import free_port
 from learner.assets import prepare
 from learner.batching import TrainRow, turn_advantages
 from learner.config import LearnerConfig, PPOConfig
-from learner.rank import LearnerRank, free_port
+from learner.rank import LearnerRank
 from rollout.trajectory import TurnRecord, to_record_batch
 
 DEFAULT_OUT = Path("benchmarks/results/learner.json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 
 import ray
@@ -25,6 +26,14 @@ class RayHandle:
     """True when this process started the cluster (and should shut it down)."""
     gcs_address: str = ""
     """host:port of the cluster's GCS (what `veriray scale --address` connects to)."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the OS picks it; a race with other binders is
+    possible, so use it at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:

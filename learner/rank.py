@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +20,7 @@ import pyarrow as pa
 import torch
 
 from cluster.paths import set_build_env
+from cluster.ray_runtime import free_port
 from learner import checkpoint as ckpt
 from learner.batching import ModelBatch, TrainRow, collate, rows_from_table
 from learner.config import LearnerConfig
@@ -29,12 +29,6 @@ from learner.models import PolicyWithValue, rows_image_inputs
 from learner.ppo import PPOTargets, forward_logprobs, ppo_loss, sft_loss
 from learner.prompt_packing import collate_packed, grouped_order, shares_prompts
 from learner.schedule import lr_multiplier
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _right_align(parts: list[torch.Tensor], width: int) -> torch.Tensor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -18,19 +17,13 @@ os.environ.setdefault(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def ray_cluster():
     """A real embedded Ray cluster (token auth on, dashboard on 127.0.0.1) for the session."""
     import ray
 
     from cluster.ray_config import RayConfig
-    from cluster.ray_runtime import init_ray
+    from cluster.ray_runtime import free_port, init_ray
 
     handle = init_ray(RayConfig(num_cpus=2, dashboard_port=free_port()))
     yield handle

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +15,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from cluster.ray_runtime import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_S = 900
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run_args(out: Path, *extra: str) -> list[str]:
@@ -37,7 +32,7 @@ def _run_args(out: Path, *extra: str) -> list[str]:
         "rl.episodes_per_update=8",
         "rl.checkpoint_every=1",
         f"output_dir={out}",
-        f"ray.dashboard_port={_port()}",
+        f"ray.dashboard_port={free_port()}",
         *extra,
     ]
 
@@ -169,7 +164,7 @@ def test_vl_variant_runs_the_image_path_through_every_stage(tmp_path: Path) -> N
         "episodes=4",
         "sft.examples=16",
         f"output_dir={tmp_path}",
-        f"ray.dashboard_port={_port()}",
+        f"ray.dashboard_port={free_port()}",
     ]
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
     assert result.returncode == 0, result.stderr[-4000:]

@@ -13,18 +13,11 @@ from pathlib import Path
 import pytest
 
 from cluster.ray_auth import ensure_token_file
+from cluster.ray_runtime import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD_START_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 600
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +25,7 @@ def head_cluster(tmp_path_factory):
     """A real head node in its own process group, with its own ports and token."""
     tmp = tmp_path_factory.mktemp("head")
     token = ensure_token_file(tmp / "token")
-    dash = _free_port()
+    dash = free_port()
     env = os.environ | {
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN_PATH": str(token),
@@ -47,14 +40,14 @@ def head_cluster(tmp_path_factory):
         "--block",
         "--num-cpus=2",
         "--disable-usage-stats",
-        f"--port={_free_port()}",
+        f"--port={free_port()}",
         "--dashboard-host=127.0.0.1",
         f"--dashboard-port={dash}",
-        f"--dashboard-agent-listen-port={_free_port()}",
-        f"--dashboard-agent-grpc-port={_free_port()}",
-        f"--metrics-export-port={_free_port()}",
-        f"--runtime-env-agent-port={_free_port()}",
-        f"--ray-client-server-port={_free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+        f"--ray-client-server-port={free_port()}",
         "--node-manager-port=0",
         "--object-manager-port=0",
     ]
@@ -133,7 +126,7 @@ def test_wrong_token_and_wrong_address_fail_fast(head_cluster, tmp_path: Path) -
     bad.write_text("0" * 64)
     result = _veriray(["status", "--address", url, "--token-file", str(bad)], env, 60)
     assert result.returncode == 3 and "refused the auth token" in result.stderr
-    result = _veriray(["status", "--address", f"http://127.0.0.1:{_free_port()}"], env, 60)
+    result = _veriray(["status", "--address", f"http://127.0.0.1:{free_port()}"], env, 60)
     assert result.returncode == 3 and "no Ray dashboard at" in result.stderr
 
 
