@@ -75,12 +75,13 @@ def _rank(model: str, dtype: str, **fields: Any) -> LearnerRank:
     return rank
 
 
-def _update_s(rank: LearnerRank, table: pa.Table) -> float:
+def _update(rank: LearnerRank, table: pa.Table) -> tuple[float, dict[str, float]]:
+    """(seconds, metrics) of one RL update on ``table``: prepare, advantages, update."""
     start = time.perf_counter()
     values = rank.ppo_prepare(table, [1.0] * BATCH)
     adv, ret = turn_advantages(table, values, rank.cfg)
-    rank.ppo_update(adv, ret, BATCH)
-    return time.perf_counter() - start
+    metrics = rank.ppo_update(adv, ret, BATCH)
+    return time.perf_counter() - start, metrics
 
 
 def bench_grpo(model: str, dtype: str) -> dict[str, float]:
@@ -90,8 +91,8 @@ def bench_grpo(model: str, dtype: str) -> dict[str, float]:
         ppo = PPOConfig(policy_loss="grpo", advantage="grpo", epochs=1)
         rank = _rank(model, dtype, critic="none", pack_shared_prompts=pack, ppo=ppo)
         table = _table(len(rank.tokenizer), 2, group=4)
-        _update_s(rank, table)  # warm-up
-        out[f"grpo/update_s_{name}"] = _update_s(rank, table)
+        _update(rank, table)  # warm-up
+        out[f"grpo/update_s_{name}"] = _update(rank, table)[0]
     out["grpo/packing_speedup"] = out["grpo/update_s_unpacked"] / out["grpo/update_s_packed"]
     return out
 
@@ -110,12 +111,7 @@ def bench(model: str, dtype: str, steps: int, grpo: bool) -> dict[str, float]:
     start = time.perf_counter()
     tokens = sum(rank.sft_step(rows, BATCH)["learner/tokens"] for _ in range(steps))
     sft = tokens / (time.perf_counter() - start)
-    table = _table(vocab, 1)
-    start = time.perf_counter()
-    values = rank.ppo_prepare(table, [1.0] * BATCH)
-    adv, ret = turn_advantages(table, values, cfg)
-    m = rank.ppo_update(adv, ret, BATCH)
-    ppo_time = time.perf_counter() - start
+    ppo_time, m = _update(rank, _table(vocab, 1))
     return (bench_grpo(model, dtype) if grpo else {}) | {
         "sft/tokens_per_s": sft,
         "sft/step_s": BATCH * n / sft,

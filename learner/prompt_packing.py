@@ -54,7 +54,7 @@ def group_by_prompt(prompts: list[list[int]]) -> list[list[int]]:
 
 def shares_prompts(rows: list[TrainRow]) -> bool:
     """Whether packing saves anything: two rows or more with the same prompt."""
-    return len({tuple(r.prompt_ids) for r in rows}) < len(rows)
+    return len(group_by_prompt([r.prompt_ids for r in rows])) < len(rows)
 
 
 def pack_attention_mask(segments: Tensor) -> Tensor:
