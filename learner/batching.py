@@ -33,6 +33,7 @@ from torch import Tensor
 from learner.action_span import response_masks
 from learner.advantages import ADVANTAGE_ESTIMATORS, AdvantageInput, AdvantageParams
 from learner.config import LearnerConfig
+from learner.packed_attention import PackLayout
 
 
 @dataclass
@@ -73,6 +74,8 @@ class ModelBatch:
     # each row's logits are; value_index is meaningless. None = the padded-row layout above.
     logit_index: Tensor | None = None
     packed_tokens: int = 0  # real tokens of the packs (with logit_index)
+    pack_layout: PackLayout | None = None  # the packs' prompt and response spans, for attention
+    # that skips the pairs the 4D mask rules out (learner/packed_attention.py)
 
     @property
     def num_logits(self) -> int:

@@ -82,21 +82,6 @@ REDUCTIONS: dict[str, Callable[[Tensor, Tensor | None], Tensor]] = {
 }
 
 
-# --------------------------------------------------------------------------- log-probs
-
-
-def gather_token_logprobs(logits: Tensor, token_ids: Tensor, temperature: float = 1.0) -> Tensor:
-    """log p(token) under softmax(logits / temperature).
-
-    logits (B, T, V) float, token_ids (B, T) long -> (B, T) float. Uses gather - logsumexp,
-    so no (B, T, V) log-softmax is kept. The temperature must match what the behaviour
-    log-probs were computed with, or importance weights compare different distributions.
-    """
-    scaled = logits.float() / temperature
-    picked = scaled.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)  # (B, T)
-    return picked - torch.logsumexp(scaled, dim=-1)
-
-
 def thought_weights(answer_mask: Tensor, reasoning_mask: Tensor, thought_coef: float) -> Tensor:
     """Per-token weight: 1 on answer tokens, thought_coef on reasoning tokens, 0 on padding.
 

@@ -32,6 +32,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from learner import packed_attention
+from learner.packed_attention import PackLayout
+
 Critic = Literal["shared", "separate", "none"]
 VALUE_INIT_STD = 1e-3  # a near-zero first value estimate: early advantages are the rewards
 
@@ -186,25 +189,44 @@ class PolicyWithValue(nn.Module):
         )
 
     def _packed_logits(
-        self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, logit_index: Tensor
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        position_ids: Tensor,
+        logit_index: Tensor,
+        layout: PackLayout | None = None,
     ) -> Tensor:
         """(B, W, V) logits of packed rows: the decoder over the packs, the output embedding
-        over the gathered positions only."""
+        over the gathered positions only. With a ``layout`` and plain attention the decoder's
+        attention computes only the pairs the mask keeps (learner/packed_attention.py)."""
         if not self.packable:
             raise ValueError(
                 "packed rows need a text-only model with a plain output head and no value "
                 "model (learner.pack_shared_prompts applies only to such models)"
             )
+        config = self.policy.config
+        extra: dict[str, Any] = {}
+        attention = config._attn_implementation
+        if layout is not None and packed_attention.supports(config):
+            packed_attention.register()
+            extra["pack_layout"] = layout
+            # Only for this forward: the backward needs no config, and checkpoints, exports
+            # and unpacked forwards keep the model's own attention.
+            config._attn_implementation = packed_attention.ATTENTION_NAME
         mixed = torch.autocast(input_ids.device.type, torch.bfloat16, enabled=self.autocast_bf16)
-        with mixed:
-            hidden = self.policy.get_decoder()(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                use_cache=False,
-            ).last_hidden_state  # (R, L, H)
-            picked = hidden.flatten(0, 1)[logit_index]  # (B, W, H)
-            return self.policy.get_output_embeddings()(picked).float()
+        try:
+            with mixed:
+                hidden = self.policy.get_decoder()(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    position_ids=position_ids,
+                    use_cache=False,
+                    **extra,
+                ).last_hidden_state  # (R, L, H)
+                picked = hidden.flatten(0, 1)[logit_index]  # (B, W, H)
+                return self.policy.get_output_embeddings()(picked)
+        finally:
+            config._attn_implementation = attention
 
     def forward(
         self,
@@ -216,6 +238,7 @@ class PolicyWithValue(nn.Module):
         pixel_values: Tensor | None = None,
         image_inputs: dict[str, Tensor] | None = None,
         logit_index: Tensor | None = None,
+        pack_layout: PackLayout | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Logits of the last ``num_logits`` positions and the value at ``value_index``.
 
@@ -226,11 +249,16 @@ class PolicyWithValue(nn.Module):
         docstring); the critic, when separate, gets the same inputs.
         Packed rows (learner/prompt_packing.py): input_ids, position_ids (R, L), attention_mask
         (R, 1, L, L) bool and ``logit_index`` (B, num_logits), flat positions whose hidden
-        states give each row's logits; only for ``packable`` models, without a value.
-        Returns (logits (B, num_logits, V), values (B,) float32 or None).
+        states give each row's logits; only for ``packable`` models, without a value;
+        ``pack_layout`` (optional) lets attention skip the masked pairs.
+        Returns (logits (B, num_logits, V) in the compute dtype (bfloat16 under autocast:
+        learner/losses.py upcasts them in chunks), values (B,) float32 or None).
         """
         if logit_index is not None:
-            return self._packed_logits(input_ids, attention_mask, position_ids, logit_index), None
+            logits = self._packed_logits(
+                input_ids, attention_mask, position_ids, logit_index, pack_layout
+            )
+            return logits, None
         want_value = value_index is not None and self.value_head is not None
         inputs: dict[str, Any] = {
             "input_ids": input_ids,
@@ -250,7 +278,7 @@ class PolicyWithValue(nn.Module):
                 output_hidden_states=want_value and self.critic is None,
             )
             if not want_value:
-                return out.logits.float(), None
+                return out.logits, None
             if self.critic is None:
                 hidden = out.hidden_states[-1]  # (B, L, H)
             else:
@@ -258,4 +286,4 @@ class PolicyWithValue(nn.Module):
                 hidden = hidden.hidden_states[-1]
             rows = torch.arange(hidden.shape[0], device=hidden.device)
             h = hidden[rows, value_index]  # (B, H) state = the conversation up to the response
-            return out.logits.float(), self.value_head(h).float()
+            return out.logits, self.value_head(h).float()

@@ -18,10 +18,10 @@ from learner.losses import (
     POLICY_LOSSES,
     PolicyLossInput,
     PolicyLossParams,
-    gather_token_logprobs,
     masked_mean,
     value_loss,
 )
+from learner.token_logprobs import gather_token_logprobs
 
 
 @dataclass
@@ -49,9 +49,11 @@ def forward_logprobs(
         pixel_values=batch.pixel_values,
         image_inputs=batch.image_inputs,
         logit_index=batch.logit_index,
+        pack_layout=batch.pack_layout,
     )
-    # Kept logits cover the last T+1 positions; position j predicts token j+1.
-    logp = gather_token_logprobs(logits[:, :-1], batch.response_ids, temperature)
+    # Kept logits cover the last T+1 positions: position j predicts response token j, the
+    # last one predicts past the response and is ignored (no copy to cut it off).
+    logp = gather_token_logprobs(logits, batch.response_ids, temperature)
     return logp, values
 
 

@@ -9,9 +9,10 @@ to float rounding), and the prompt's gradient arrives summed over the group in o
 
 Cost: k rows on a prompt of P tokens with responses of T tokens train P + kT tokens instead of
 k (P + T). GeneralPoints prompts are ~200 tokens and responses ~90: a group of 4 is ~2x fewer
-tokens. Attention stays about as cheap (one pack's (P + kT)^2 vs k rows' (P + T)^2; the
-masked-out pairs are computed and discarded), and the linear layers, which dominate a small
-model on a CPU, see the saving in full.
+tokens. The linear layers, which dominate a small model on a CPU, see the saving in full.
+Attention with the 4D mask would compute the pack's whole (P + kT)^2 square and discard the
+masked pairs; ``layout`` lets learner/packed_attention.py compute only the prompt's and each
+response's own pairs instead (the mask stays for models that cannot use it).
 
 Logits: the response tokens of a pack are scattered along it, so the model cannot keep "the
 last W positions" of every row (the unpacked layout, learner/models.py). ``logit_index`` gives,
@@ -31,6 +32,7 @@ import torch
 from torch import Tensor
 
 from learner.batching import ModelBatch, TrainRow, collate
+from learner.packed_attention import PackLayout, pack_layout
 
 
 @dataclass
@@ -42,6 +44,7 @@ class PackedInputs:
     position_ids: Tensor  # (R, L) long
     logit_index: Tensor  # (B, W) long, flat positions in R x L (see module docstring)
     num_tokens: int  # real tokens over all packs: the D of 6ND FLOPs
+    layout: PackLayout  # where prompts and responses lie, for attention without the mask
 
 
 def group_by_prompt(prompts: list[list[int]]) -> list[list[int]]:
@@ -86,6 +89,7 @@ def pack_rows(prompts: list[list[int]], responses: list[list[int]], pad_id: int)
     position_ids = torch.zeros((len(groups), big_l), dtype=torch.long)
     masks = torch.zeros((len(groups), 1, big_l, big_l), dtype=torch.bool)
     logit_index = torch.zeros((len(prompts), width), dtype=torch.long)
+    spans: list[list[tuple[int, int]]] = []
     for r, group in enumerate(groups):
         prompt = prompts[group[0]]
         p = len(prompt)
@@ -94,9 +98,11 @@ def pack_rows(prompts: list[list[int]], responses: list[list[int]], pad_id: int)
         position_ids[r, :p] = torch.arange(p)
         segments[:p] = 0
         start, last_prompt = p, r * big_l + p - 1
+        spans.append([])
         for j, i in enumerate(group, start=1):
             t = len(responses[i])
             end = start + t
+            spans[r].append((start, t))
             if t:
                 input_ids[r, start:end] = torch.tensor(responses[i])
             position_ids[r, start:end] = torch.arange(p, p + t)
@@ -106,7 +112,8 @@ def pack_rows(prompts: list[list[int]], responses: list[list[int]], pad_id: int)
             logit_index[i, width - t :] = r * big_l + torch.arange(start, end)
             start = end
         masks[r, 0] = pack_attention_mask(segments)
-    return PackedInputs(input_ids, masks, position_ids, logit_index, sum(lengths))
+    layout = pack_layout([len(prompts[g[0]]) for g in groups], spans, big_l)
+    return PackedInputs(input_ids, masks, position_ids, logit_index, sum(lengths), layout)
 
 
 def grouped_order(prompts: list[list[int]], generator: torch.Generator | None) -> list[int]:
@@ -131,4 +138,5 @@ def collate_packed(rows: list[TrainRow], pad_id: int) -> ModelBatch:
         position_ids=packed.position_ids,
         logit_index=packed.logit_index,
         packed_tokens=packed.num_tokens,
+        pack_layout=packed.layout,
     )

@@ -13,7 +13,6 @@ from learner.losses import (
     PolicyLossParams,
     apply_importance_weights,
     entropy_from_logits,
-    gather_token_logprobs,
     importance_weights,
     kl_penalty,
     ppo_clip_loss,
@@ -85,15 +84,6 @@ def test_sequence_logprob_by_hand():
     assert_close(sequence_logprob(lp, answer, reasoning, 0.5), t([-8.5, -0.75]))
     with pytest.raises(ValueError, match="overlap"):
         sequence_logprob(lp, answer, answer | reasoning, 0.5)
-
-
-def test_gather_token_logprobs_matches_log_softmax_with_temperature():
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 3, 11, generator=gen)
-    ids = torch.randint(0, 11, (2, 3), generator=gen)
-    got = gather_token_logprobs(logits, ids, temperature=0.2)
-    expected = torch.log_softmax(logits / 0.2, -1).gather(-1, ids[..., None])[..., 0]
-    assert_close(got, expected)
 
 
 # ----------------------------------------------------------------------------- PPO surrogate

@@ -3,11 +3,13 @@ micro-batch giving the unpacked log-probs, losses and gradients on the tiny LM."
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
+from learner import packed_attention
 from learner.assets import prepare
 from learner.batching import TrainRow, collate
 from learner.config import PPOConfig
@@ -98,16 +100,28 @@ def _group_rows(seed: int) -> list[TrainRow]:
     return rows
 
 
-def test_packed_forward_gives_unpacked_logprobs_and_gradients(lm_path: Path) -> None:
+def test_packed_forward_gives_unpacked_logprobs_and_gradients(
+    lm_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     torch.manual_seed(0)
     model = PolicyWithValue.from_pretrained(lm_path, critic="none")
     assert model.packable
+    attention = model.policy.config._attn_implementation
+    calls = []  # a spy: the packed path must run through learner/packed_attention.py
+    real = packed_attention.packed_attention
+
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(packed_attention, "packed_attention", spy)
     rows = _group_rows(1)
     plain, packed = collate(rows, pad_id=0), collate_packed(rows, pad_id=0)
     assert packed.input_ids.shape[0] == 3  # three prompts, computed once each
     assert packed.processed_tokens < plain.attention_mask.sum()
+    masked = dataclasses.replace(packed, pack_layout=None)  # the 4D mask through SDPA
     grads = []
-    for batch in (plain, packed):
+    for batch in (plain, masked, packed):
         model.zero_grad()
         logp, values = forward_logprobs(model, batch)
         assert values is None
@@ -118,8 +132,11 @@ def test_packed_forward_gives_unpacked_logprobs_and_gradients(lm_path: Path) -> 
             want = logp.detach()
         else:
             assert torch.allclose(logp.detach()[mask], want[mask], atol=1e-5)
-    for name, g in grads[0].items():  # float rounding only: sums run in another order
-        assert torch.linalg.norm(grads[1][name] - g) <= 1e-4 * torch.linalg.norm(g), name
+        assert model.policy.config._attn_implementation == attention  # switched back
+    assert len(calls) == model.policy.config.num_hidden_layers  # once per layer, last batch
+    for packed_grads in grads[1:]:
+        for name, g in grads[0].items():  # float rounding only: sums run in another order
+            assert torch.linalg.norm(packed_grads[name] - g) <= 1e-4 * torch.linalg.norm(g), name
 
 
 def test_packed_ppo_loss_equals_unpacked_and_own_forward_is_old_logp(lm_path: Path) -> None:
