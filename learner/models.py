@@ -252,7 +252,7 @@ class PolicyWithValue(nn.Module):
         states give each row's logits; only for ``packable`` models, without a value;
         ``pack_layout`` (optional) lets attention skip the masked pairs.
         Returns (logits (B, num_logits, V) in the compute dtype (bfloat16 under autocast:
-        learner/losses.py upcasts them in chunks), values (B,) float32 or None).
+        learner/token_logprobs.py upcasts them in chunks), values (B,) float32 or None).
         """
         if logit_index is not None:
             logits = self._packed_logits(
