@@ -209,7 +209,7 @@ class PolicyWithValue(nn.Module):
         attention = config._attn_implementation
         if layout is not None and packed_attention.supports(config):
             packed_attention.register()
-            extra["pack_layout"] = layout
+            extra["pack_layout"] = layout.to(input_ids.device)
             # Only for this forward: the backward needs no config, and checkpoints, exports
             # and unpacked forwards keep the model's own attention.
             config._attn_implementation = packed_attention.ATTENTION_NAME

@@ -22,7 +22,7 @@ unpacked forward) the function is transformers' own SDPA attention.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -46,6 +46,13 @@ class PackLayout:
     response_mask: Tensor  # (N, 1, T_max, P_max + T_max) bool, True = query may attend to key
     response_src: Tensor  # (n_r,) long, real slots in the (N * T_max) response layout
     response_dst: Tensor  # (n_r,) long, the same tokens' flat positions in the packs
+
+    def to(self, device: torch.device | str) -> PackLayout:
+        """The layout with its tensors on ``device`` (once per forward, not once per layer)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return PackLayout(
+            **{k: v.to(device) if isinstance(v, Tensor) else v for k, v in values.items()}
+        )
 
 
 def pack_layout(
@@ -101,43 +108,35 @@ def pack_layout(
     )
 
 
-def _repeat_kv(x: Tensor, groups: int) -> Tensor:
-    """(B, Hkv, S, D) -> (B, Hkv * groups, S, D): each key/value head serves ``groups`` query
-    heads (grouped-query attention)."""
-    if groups == 1:
-        return x
-    b, h, s, d = x.shape
-    return x[:, :, None].expand(b, h, groups, s, d).reshape(b, h * groups, s, d)
-
-
 def packed_attention(
     query: Tensor, key: Tensor, value: Tensor, layout: PackLayout, scaling: float | None = None
 ) -> Tensor:
     """query (R, H, L, D), key/value (R, Hkv, L, D) of packs -> (R, L, H, D) attention output,
-    equal to SDPA with the packs' 4D mask at the real positions; padding positions give 0."""
+    equal to SDPA with the packs' 4D mask at the real positions; padding positions give 0.
+    ``layout``'s tensors must be on the query's device (``PackLayout.to``)."""
+    # Imported here: transformers costs seconds to import, and learner.batching imports this
+    # module in processes that never train.
+    from transformers.integrations.sdpa_attention import repeat_kv
+
     r, h, length, d = query.shape
     groups = h // key.shape[1]
-    key, value = _repeat_kv(key, groups), _repeat_kv(value, groups)
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     p = layout.prompt_len
-    device = query.device
     out = query.new_zeros((r * length, h, d))
 
     # Prompts: causal over the first P_max positions of each pack.
-    mask = None if layout.prompt_mask is None else layout.prompt_mask.to(device)
+    mask = layout.prompt_mask
     prompt = F.scaled_dot_product_attention(
         query[:, :, :p], key[:, :, :p], value[:, :, :p],
         attn_mask=mask, is_causal=mask is None, scale=scaling,
     )  # fmt: skip
     prompt = prompt.transpose(1, 2).reshape(r * p, h, d)
-    out = out.index_copy(
-        0, layout.prompt_dst.to(device), prompt.index_select(0, layout.prompt_src.to(device))
-    )
+    out = out.index_copy(0, layout.prompt_dst, prompt.index_select(0, layout.prompt_src))
     if layout.response_src.numel() == 0:
         return out.view(r, length, h, d)
 
     # Responses: own queries against the pack's prompt keys, then their own keys.
-    index = layout.response_index.to(device)  # (N, T_max)
-    packs = layout.response_pack.to(device)
+    index, packs = layout.response_index, layout.response_pack  # (N, T_max), (N,)
     n, t = index.shape
 
     def rows(x: Tensor) -> Tensor:  # (R, H, L, D) -> (N, H, T_max, D) at the responses' tokens
@@ -149,11 +148,11 @@ def packed_attention(
     keys = torch.cat([key[:, :, :p].index_select(0, packs), rows(key)], dim=2)
     values = torch.cat([value[:, :, :p].index_select(0, packs), rows(value)], dim=2)
     resp = F.scaled_dot_product_attention(
-        rows(query), keys, values, attn_mask=layout.response_mask.to(device), scale=scaling
+        rows(query), keys, values, attn_mask=layout.response_mask, scale=scaling
     )  # (N, H, T_max, D)
     resp = resp.transpose(1, 2).reshape(n * t, h, d)
-    src, dst = layout.response_src.to(device), layout.response_dst.to(device)
-    return out.index_copy(0, dst, resp.index_select(0, src)).view(r, length, h, d)
+    resp = resp.index_select(0, layout.response_src)
+    return out.index_copy(0, layout.response_dst, resp).view(r, length, h, d)
 
 
 def _attention(
