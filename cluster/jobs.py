@@ -8,15 +8,19 @@ runtime env or the logs: the job's driver runs on the cluster, which already has
 
 from __future__ import annotations
 
+import logging
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cluster.paths import PROJECT_ROOT
 from cluster.ray_auth import auth_headers
+
+log = logging.getLogger(__name__)
 
 # Uploaded with the working dir? Never: environments, caches, outputs, VCS data.
 WORKING_DIR_EXCLUDES = [
@@ -34,6 +38,12 @@ WORKING_DIR_EXCLUDES = [
 # Reaching the dashboard's job API should be instant; a longer wait means a wrong address.
 CONNECT_TIMEOUT_S = 10
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+# The dashboard answers before the head node's job agent has registered; until it has, a
+# submission waits 10 s server-side and then gets HTTP 500 "No available agent". On a busy
+# machine the agent can take longer than that after `ray start --head`, so ask again.
+NO_AGENT_ANSWER = "No available agent"
+AGENT_WAIT_S = 120.0
+AGENT_RETRY_PAUSE_S = 2.0
 
 
 class ClusterUnreachable(RuntimeError):
@@ -98,7 +108,45 @@ def submit(
     }
     if pip:
         runtime_env["pip"] = pip
-    return client.submit_job(entrypoint=" ".join(entry), runtime_env=runtime_env)
+    return submit_when_agent_ready(client, " ".join(entry), runtime_env)
+
+
+def submit_when_agent_ready(
+    client: Any,
+    entrypoint: str,
+    runtime_env: dict[str, Any],
+    wait_s: float = AGENT_WAIT_S,
+    pause_s: float = AGENT_RETRY_PAUSE_S,
+) -> str:
+    """Submit through ``client`` (a ``JobSubmissionClient``), asking again while the cluster
+    says its job agent is not up yet; return the job id.
+
+    The id is chosen here, once, so a retry can never start the job twice: if an earlier
+    attempt did reach the agent, the retry is refused as a duplicate id and that job stands.
+    """
+    submission_id = f"veriray_{uuid.uuid4().hex[:16]}"
+    deadline = time.monotonic() + wait_s
+    retried = False
+    while True:
+        try:
+            return client.submit_job(
+                entrypoint=entrypoint, runtime_env=runtime_env, submission_id=submission_id
+            )
+        except RuntimeError as err:
+            answer = str(err)
+            if retried and "already exists" in answer and submission_id in answer:
+                return submission_id
+            if NO_AGENT_ANSWER not in answer:
+                raise
+            if time.monotonic() + pause_s > deadline:
+                raise RuntimeError(
+                    f"the cluster's job agent did not come up within {wait_s:.0f} s "
+                    f"({answer}): check the head node's dashboard_agent.log, or retry once "
+                    "the node shows as alive on the dashboard"
+                ) from err
+            log.warning("cluster has no job agent yet; submitting again in %.0f s", pause_s)
+            retried = True
+            time.sleep(pause_s)
 
 
 def wait(target: JobTarget, job_id: str, timeout_s: float, poll_s: float = 2.0) -> str:
