@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -33,6 +34,12 @@ def _prompts(path: Path) -> list[GenerationRequest]:
 
 async def _generate_all(engine, requests):
     return await asyncio.gather(*(engine.generate(r, GREEDY) for r in requests))
+
+
+def _vllm_processes() -> list[str]:
+    """The names of this process's descendants that vLLM started (titled VLLM::<role>)."""
+    names = [p.name() for p in psutil.Process().children(recursive=True)]
+    return sorted(n for n in names if n.startswith("VLLM::"))
 
 
 def _assert_same(a, b, tol: float) -> None:
@@ -64,14 +71,17 @@ def test_vllm_and_hf_agree_and_weight_load_switches_version(perturbed_folder: Pa
         hf_new = await _generate_all(HFEngine(perturbed_folder, CFG, False), requests)
         engine = VLLMEngine(path, CFG, False)
         try:
+            # A CPU engine runs its model in the engine-core process: no worker process.
+            engine_procs = _vllm_processes()
             before = await _generate_all(engine, requests)
             await engine.load_weights(1, str(perturbed_folder))
             after = await _generate_all(engine, requests)
-            return hf_old, hf_new, before, after, engine.version()
+            return hf_old, hf_new, before, after, engine.version(), engine_procs
         finally:
             engine.shutdown()
 
-    hf_old, hf_new, before, after, version = asyncio.run(scenario())
+    hf_old, hf_new, before, after, version, procs = asyncio.run(scenario())
+    assert procs == ["VLLM::EngineCore"]
     assert version == 1
     assert {g.policy_version for g in before} == {0} and {g.policy_version for g in after} == {1}
     for a, b in zip(before, hf_old):

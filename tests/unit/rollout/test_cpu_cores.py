@@ -1,4 +1,5 @@
-"""Which cores a CPU rollout engine computes on (rollout.engine.engine_cpu_cores)."""
+"""Which cores a CPU rollout engine computes on, and the environment it starts in
+(rollout.engine: engine_cpu_cores, set_vllm_cpu_env, engine_start_env)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from cluster.typed_config import ConfigError
 from rollout.config import RolloutConfig
-from rollout.engine import engine_cpu_cores, set_vllm_cpu_env
+from rollout.engine import engine_cpu_cores, engine_start_env, scoped_env, set_vllm_cpu_env
 
 
 def test_one_worker_takes_every_core() -> None:
@@ -68,3 +69,39 @@ def test_gpu_workers_leave_the_binding_alone(monkeypatch: pytest.MonkeyPatch) ->
     set_vllm_cpu_env(RolloutConfig(gpus_per_worker=1.0), worker_index=0)
     assert "VLLM_CPU_OMP_THREADS_BIND" not in os.environ
     assert "VLLM_USE_AOT_COMPILE" not in os.environ
+
+
+def test_a_cpu_engine_starts_in_one_process_with_its_bound_thread_count() -> None:
+    env = engine_start_env(RolloutConfig(), {"VLLM_CPU_OMP_THREADS_BIND": "2,3"})
+    assert env == {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "2"}
+
+
+@pytest.mark.parametrize(
+    ("cfg", "environ"),
+    [
+        (RolloutConfig(gpus_per_worker=1.0), {"VLLM_CPU_OMP_THREADS_BIND": "0"}),
+        (RolloutConfig(tensor_parallel_size=2), {"VLLM_CPU_OMP_THREADS_BIND": "0,1"}),
+        (
+            RolloutConfig(),
+            {"VLLM_CPU_OMP_THREADS_BIND": "0", "VLLM_ENABLE_V1_MULTIPROCESSING": "1"},
+        ),
+        (RolloutConfig(), {}),
+    ],
+    ids=["gpu", "tensor-parallel", "user-choice", "unbound"],
+)
+def test_other_engines_keep_vllms_process_layout(cfg: RolloutConfig, environ: dict) -> None:
+    assert engine_start_env(cfg, environ) == {}
+
+
+def test_scoped_env_restores_set_and_unset_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERIRAY_TEST_SET", "before")
+    monkeypatch.delenv("VERIRAY_TEST_UNSET", raising=False)
+    with (
+        pytest.raises(RuntimeError),
+        scoped_env({"VERIRAY_TEST_SET": "a", "VERIRAY_TEST_UNSET": "b"}),
+    ):
+        assert os.environ["VERIRAY_TEST_SET"] == "a"
+        assert os.environ["VERIRAY_TEST_UNSET"] == "b"
+        raise RuntimeError("the engine failed to start")
+    assert os.environ["VERIRAY_TEST_SET"] == "before"
+    assert "VERIRAY_TEST_UNSET" not in os.environ
