@@ -4,16 +4,15 @@ The rank owns a model replica (or shard, under ZeRO-3), its DeepSpeed engine (op
 lr schedule inside) and its progress counters. It knows nothing about the controller: the
 group (learner/group.py) hands it its shard of each batch and collects metrics. Every method
 that runs a forward/backward or gathers parameters is collective: the group calls it on all
-ranks with equally many micro-batches.
+ranks with equally many micro-batches. Weight export, the NCCL weight broadcast and
+checkpoints live in learner/rank_state.py (a mixin of this class).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -28,6 +27,7 @@ from learner.deepspeed_config import deepspeed_config
 from learner.models import PolicyWithValue, rows_image_inputs
 from learner.ppo import PPOTargets, forward_logprobs, ppo_loss, sft_loss
 from learner.prompt_packing import collate_packed, grouped_order, shares_prompts
+from learner.rank_state import RankStateMixin
 from learner.schedule import lr_multiplier
 
 
@@ -40,7 +40,7 @@ def _right_align(parts: list[torch.Tensor], width: int) -> torch.Tensor:
     return out
 
 
-class LearnerRank:
+class LearnerRank(RankStateMixin):
     """A DeepSpeed rank: ``setup`` joins the process group and builds the engine."""
 
     def __init__(self, rank: int, world_size: int, cfg: LearnerConfig) -> None:
@@ -315,97 +315,6 @@ class LearnerRank:
             policy, self.tokenizer, prompt_ids, n, max_new_tokens, temperature, seed
         )
 
-    # ------------------------------------------------------------------ state
-
-    def _gathered(self) -> Any:
-        import deepspeed
-
-        params = list(self.engine.module.parameters())
-        return deepspeed.zero.GatheredParameters(params, enabled=self.cfg.zero_stage == 3)
-
-    def export_policy(self, folder: str) -> list[str]:
-        """The policy as a HF folder (config, safetensors incl. a tied lm_head, tokenizer).
-
-        Collective under ZeRO-3 (parameters are gathered); rank 0 writes. Returns the
-        safetensors files written (empty on other ranks).
-        """
-        with self._gathered():
-            if self.rank != 0:
-                return []
-            return ckpt.save_hf_policy(self.engine.module.policy, Path(folder), self.chat)
-
-    def export_weights(self, folder: str) -> list[str]:
-        """Weight-sync hook: the policy's tensors in HF key layout (+ config), no tokenizer.
-
-        Collective; rank 0 writes and returns the safetensors paths a rollout engine reloads.
-        Rewritten in place when ``folder`` already holds the same layout (engine_weights.py).
-        """
-        from learner.engine_weights import write_engine_weights
-
-        with self._gathered():
-            if self.rank != 0:
-                return []
-            policy = self.engine.module.policy
-            files = write_engine_weights(policy, Path(folder))
-            return files if files is not None else ckpt.save_hf_policy(policy, Path(folder))
-
-    # The GPU weight broadcast (learner/nccl_sync.py; the transport is learner/weight_sync.py).
-
-    def nccl_group_init(self, master_address: str, master_port: int, rank: int, world: int) -> None:
-        """Rank 0 joins the weight-update NCCL group with the rollout workers (GPU only)."""
-        from learner.nccl_sync import NcclSender
-
-        self._sender = NcclSender(master_address, master_port, rank, world)
-
-    def weight_specs(self) -> list[tuple[str, str, list[int]]]:
-        """(name, dtype, shape) of the tensors ``nccl_broadcast_weights`` sends, in order."""
-        from learner.nccl_sync import weight_specs
-
-        return weight_specs(self.engine.module.policy)
-
-    def nccl_broadcast_weights(self) -> int:
-        """Broadcast the policy to the group (rank 0). Under ZeRO-3 call it on every rank:
-        the other ranks only join the parameter gathers."""
-        from learner import nccl_sync
-
-        policy, zero3 = self.engine.module.policy, self.cfg.zero_stage == 3
-        if self.rank != 0:
-            if zero3:
-                nccl_sync.gather_only(policy)
-            return 0
-        return self._sender.broadcast(policy, zero3)
-
-    def save_checkpoint(self, folder: str) -> None:
-        """Everything to resume exactly (see learner/checkpoint.py). Collective."""
-        root = Path(folder)
-        (root / "rng").mkdir(parents=True, exist_ok=True)
-        self.engine.save_checkpoint(str(root / ckpt.DS_DIR), tag=f"step{self.counters.step}")
-        torch.save(ckpt.rng_state(), root / "rng" / f"rank{self.rank}.pt")
-        with self._gathered():
-            if self.rank == 0:
-                ckpt.save_hf_policy(self.engine.module.policy, root / ckpt.HF_DIR, self.chat)
-                ckpt.save_value_model(self.engine.module, root / ckpt.VALUE_FILE)
-                ckpt.save_counters(root / ckpt.STATE_FILE, self.counters)
-
-    def load_checkpoint(self, folder: str) -> dict[str, int]:
-        """Restore model, optimizer, scheduler, RNG and counters. Collective."""
-        root = Path(folder)
-        path, _ = self.engine.load_checkpoint(
-            str(root / ckpt.DS_DIR), load_optimizer_states=True, load_lr_scheduler_states=True
-        )
-        if path is None:
-            raise FileNotFoundError(f"no DeepSpeed checkpoint under {root / ckpt.DS_DIR}")
-        self.counters = ckpt.load_counters(root / ckpt.STATE_FILE)
-        state = torch.load(root / "rng" / f"rank{self.rank}.pt", weights_only=False)
-        ckpt.set_rng_state(state)
-        return self.state()
-
-    def state(self) -> dict[str, int]:
-        """The progress counters."""
-        from dataclasses import asdict
-
-        return asdict(self.counters)
-
     def train_lm_step(self, input_ids: list[list[int]]) -> dict[str, float]:
         """One optimizer step of next-token loss on raw ids (smoke tests)."""
         batch = torch.tensor(input_ids, dtype=torch.long, device=self.engine.device)
@@ -422,12 +331,3 @@ class LearnerRank:
         self.engine.step()
         self.counters.step += 1
         return {"loss": float(loss.detach())}
-
-    def param_digest(self) -> str:
-        """A hash of the full parameters (gathered under ZeRO-3) to compare ranks."""
-        h = hashlib.sha256()
-        with self._gathered():
-            for name, p in self.engine.module.named_parameters():
-                h.update(name.encode())
-                h.update(p.detach().float().cpu().numpy().tobytes())
-        return h.hexdigest()
