@@ -28,7 +28,7 @@ models: setup  ## build every offline model asset into the cache
 	$(PY) -m cluster.cli models prepare tiny-lm tiny-vlm smollm2-135m
 
 # make bench BENCH_ARGS=--smoke: every benchmark at tiny sizes, into benchmarks/results/smoke/.
-bench: setup  ## all benchmarks -> benchmarks/results/ (*.json, *.png, SUMMARY.md); 28.6-29.8 min idle
+bench: setup  ## all benchmarks -> benchmarks/results/ (*.json, *.png, SUMMARY.md); 26.3 min idle (2026-11-27 night; 28.6-29.8 before engines started faster)
 	$(PY) -m benchmarks.run_all $(BENCH_ARGS)
 
 lock:  ## re-resolve requirements/cpu.in into requirements/cpu.lock (then: make setup)
