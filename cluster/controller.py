@@ -36,7 +36,6 @@ from cluster.stages import (
     rl_specs,
     save_rl_checkpoint,
     sft_rows,
-    sft_tokens,
     start_control,
 )
 from envs.families import config_dict
@@ -179,7 +178,7 @@ def sft_warm_start(cfg, fleet, ev, meter, log, t, checkpoint) -> tuple[str, Comp
                 str(cfg.run_dir / "images"),
                 log=progress,
             )
-        meter.add_training_tokens(sft_tokens(rows) * cfg.sft.warmup_epochs)
+        meter.add_training_tokens(sum(int(m.get("learner/tokens", 0)) for m in history))
         with t("sft_save"):  # the SFT arm continues from here, optimizer state included
             group.save_checkpoint(str(sft_dir))
             meter.save(sft_dir)
@@ -218,7 +217,7 @@ def sft_arm(cfg, fleet, ev, meter, log) -> None:
             step += 1
             batch = [rows[(step * per_step + i) % len(rows)] for i in range(per_step)]
             metrics = group.sft_step(batch, str(cfg.run_dir / "images"))
-            meter.add_training_tokens(sft_tokens(batch))
+            meter.add_training_tokens(int(metrics.get("learner/tokens", 0)))
             if match:
                 reached = [g for g in pending if meter.total_gflops >= g]
                 pending, due = pending[len(reached) :], bool(reached)
@@ -283,6 +282,7 @@ def rl_stage(cfg, fleet, ev, meter, log, t, control, init_path, checkpoint) -> N
                 )
             meter.add_inference_tokens(sum(turn_tokens(e.turns) for e in episodes))
             meter.add_training_tokens(int(m.get("learner/tokens", 0)))
+            meter.add_forward_tokens(int(m.get("learner/forward_tokens", 0)))
             with step_t("weight_sync"):
                 m |= transport.sync(group.policy_version())
             if cfg.rl.mode == "on_policy" and u < cfg.rl.updates:

@@ -71,10 +71,6 @@ def sft_rows(cfg: ExperimentConfig, model_path: str, out_dir: Path) -> list[Any]
     return load_sft_rows(path, model_path, max_len=cfg.rollout.max_model_len)
 
 
-def sft_tokens(rows: list[Any]) -> int:
-    return sum(len(r.prompt_ids) + len(r.response_ids) for r in rows)
-
-
 def rl_specs(cfg: ExperimentConfig, update: int) -> list[EpisodeSpec]:
     """The episodes of one RL update: fresh training tasks seeded by the update, each played
     ``rl.samples_per_task`` times in one group (the group baseline's peers)."""

@@ -1,9 +1,13 @@
 """Compute accounting on the study's axis: training 6*N*D, inference 2*N*D FLOPs.
 
 N is the policy's parameter count (the whole model: language backbone, embeddings counted once
-when tied, and for VLMs the vision tower and projector). D is tokens processed:
+when tied, and for VLMs the vision tower and projector). D is tokens the model computes:
 
-- training: every token of every trained sequence (prompt + response), forward and backward;
+- training: every token the learner runs forward and backward, 6ND. Rows of a micro-batch that
+  share a token prefix compute it once (learner/prefix_tree.py), so D counts the shared prefix
+  once: what the model computes, not the sum of the rows' lengths;
+- learner forward-only passes (PPO's old log-probs and values before an update), 2ND: part of
+  the training compute, since the update needs them;
 - rollout inference: every turn's prompt tokens plus its sampled tokens. The prompt ids vLLM
   returns already hold the image placeholder expanded to the vision tower's patch count, so
   image tokens are included without special handling (the vision tower's own pixel work is
@@ -58,7 +62,9 @@ class ComputeMeter:
     n_params: int
     """N: parameters of the policy."""
     train_tokens: int = 0
-    """Tokens trained on (forward + backward), summed over SFT and RL updates."""
+    """Tokens trained on (forward + backward, shared prefixes once), over SFT and RL updates."""
+    forward_tokens: int = 0
+    """Tokens of the learner's forward-only passes (PPO's old log-probs / values), 2ND each."""
     rollout_tokens: int = 0
     """Tokens processed by the rollout engines during training (prompt + sampled)."""
     eval_tokens: int = 0
@@ -77,6 +83,11 @@ class ComputeMeter:
         self.train_tokens += _tokens(d)
         return 6.0 * self.n_params * d
 
+    def add_forward_tokens(self, d: int) -> float:
+        """Count D tokens of a learner forward-only pass; return the FLOPs they cost (2ND)."""
+        self.forward_tokens += _tokens(d)
+        return 2.0 * self.n_params * d
+
     def add_inference_tokens(self, d: int) -> float:
         """Count D rollout tokens (prompt + sampled, image tokens included); return 2ND."""
         self.rollout_tokens += _tokens(d)
@@ -89,7 +100,8 @@ class ComputeMeter:
 
     @property
     def train_flops(self) -> float:
-        return 6.0 * self.n_params * self.train_tokens
+        """Learner compute: backward passes 6ND plus forward-only passes 2ND."""
+        return 6.0 * self.n_params * self.train_tokens + 2.0 * self.n_params * self.forward_tokens
 
     @property
     def inference_flops(self) -> float:
@@ -123,6 +135,7 @@ class ComputeMeter:
         return cls(
             int(data["n_params"]),
             int(data.get("train_tokens", 0)),
+            int(data.get("forward_tokens", 0)),
             int(data.get("rollout_tokens", 0)),
             int(data.get("eval_tokens", 0)),
         )

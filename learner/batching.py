@@ -24,7 +24,7 @@ has no exact forward and is refused (an image-mode env gives every turn an image
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import torch
@@ -33,7 +33,9 @@ from torch import Tensor
 from learner.action_span import response_masks
 from learner.advantages import ADVANTAGE_ESTIMATORS, AdvantageInput, AdvantageParams
 from learner.config import LearnerConfig
-from learner.packed_attention import PackLayout
+
+if TYPE_CHECKING:
+    from learner.prefix_tree import TreeLayout
 
 
 @dataclass
@@ -69,13 +71,14 @@ class ModelBatch:
     image_inputs: dict[str, Tensor] = field(default_factory=dict)  # the model's other image
     # inputs by name; Mllama: aspect_ratio_ids (B, I) long, aspect_ratio_mask (B, I, tiles)
     # long, cross_attention_mask (B, L, I, tiles) long (left-padded like input_ids)
-    # Shared-prompt packing (learner/prompt_packing.py): then input_ids and position_ids are
-    # (R, L) packs, attention_mask is (R, 1, L, L) bool and logit_index (B, T + 1) says where
-    # each row's logits are; value_index is meaningless. None = the padded-row layout above.
+    # Shared-prefix packing (learner/prefix_tree.py): then input_ids and position_ids are
+    # (1, N), the rows merged into one prefix tree, attention_mask is (1, 1, N, N) bool (the
+    # ancestor mask), logit_index (B, T + 1) says where each row's logits are, and value_index
+    # holds flat positions in the tree. None = the padded-row layout above.
     logit_index: Tensor | None = None
-    packed_tokens: int = 0  # real tokens of the packs (with logit_index)
-    pack_layout: PackLayout | None = None  # the packs' prompt and response spans, for attention
-    # that skips the pairs the 4D mask rules out (learner/packed_attention.py)
+    packed_tokens: int = 0  # tokens of the tree (with logit_index): what the model computes
+    pack_layout: TreeLayout | None = None  # the tree's attention chunks, for attention that
+    # skips the pairs the ancestor mask rules out (learner/packed_attention.py)
 
     @property
     def num_logits(self) -> int:
@@ -89,7 +92,8 @@ class ModelBatch:
 
     @property
     def processed_tokens(self) -> int:
-        """Real tokens (prompt + response) of the rows that train: the D of 6ND FLOPs."""
+        """Tokens the model computes for this batch: the D of 6ND FLOPs. Packed: the tree's
+        tokens, each shared prefix once. Padded: the real tokens of the rows that train."""
         if self.logit_index is not None:
             return self.packed_tokens
         return int(self.attention_mask[self.row_weight > 0].sum())

@@ -95,12 +95,13 @@ class LearnerConfig:
     """Global gradient-norm clip (0 = off)."""
     micro_batch_size: int = 4
     """Sequences per rank per forward/backward."""
-    pack_shared_prompts: bool = True
-    """Run a prompt once for all rows of a micro-batch that share it (a GRPO group's samples
-    of one task): ~2x fewer tokens trained on GeneralPoints, same log-probs and gradients up to
-    float rounding (learner/prompt_packing.py). PPO micro-batches then keep rows with one
-    prompt together (groups shuffled, not rows). Only text-only models without a value model
-    (critic 'none'); other setups train unpacked whatever this says."""
+    share_prefixes: bool = True
+    """Compute a token prefix once for all rows of a micro-batch that share it: the rows are
+    packed as a prefix tree (learner/prefix_tree.py), each row's attention exactly what it
+    would be alone, so log-probs, values and gradients equal the unpacked ones up to float
+    rounding. Rows are sorted by their tokens before micro-batches are cut, so rows that share
+    more land together (a GRPO group's samples, turns of one episode, every prompt's shared
+    instructions). Text-only models; image rows train unpacked whatever this says."""
     grad_accum_steps: int = 1
     """Micro-batches accumulated per optimizer step."""
     cpus_per_rank: float = 1.0

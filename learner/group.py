@@ -29,7 +29,7 @@ from learner.rank import LearnerRank
 # Building a DeepSpeed engine loads the model and joins the process group: slow on CPU.
 SETUP_TIMEOUT_S = 600
 # Metrics summed over ranks (the rest are averaged).
-SUMMED_METRICS = ("learner/tokens", "perf/learner_tokens_per_s")
+SUMMED_METRICS = ("learner/tokens", "learner/forward_tokens", "perf/learner_tokens_per_s")
 
 
 def merge_metrics(per_rank: list[dict[str, float]]) -> dict[str, float]:

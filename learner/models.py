@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from learner import packed_attention
-from learner.packed_attention import PackLayout
+from learner.prefix_tree import TreeLayout
 
 Critic = Literal["shared", "separate", "none"]
 VALUE_INIT_STD = 1e-3  # a near-zero first value estimate: early advantages are the rewards
@@ -172,61 +172,78 @@ class PolicyWithValue(nn.Module):
 
     @property
     def packable(self) -> bool:
-        """Whether shared-prompt packing gives this model's own logits: a text-only causal LM
-        (a vision tower needs its image rows whole) whose logits are its output embedding of
-        the last hidden state (no soft-capping or scaling the packed path would skip), and no
-        value model (values read per-row positions that packs do not keep)."""
+        """Whether shared-prefix packing gives this model's own logits and values: a text-only
+        causal LM (a vision tower needs its image rows whole) whose logits are its output
+        embedding of the last hidden state (no soft-capping or scaling the packed path would
+        skip), and a critic that is a causal LM too (or the shared value head, or none)."""
         cfg = self.policy.config
         plain_head = all(
             getattr(cfg, k, None) in (None, 1.0)
             for k in ("final_logit_softcapping", "logit_scale", "logits_scaling")
         )
         return (
-            self.value_head is None
-            and not self.multimodal
-            and plain_head
-            and self.policy.get_output_embeddings() is not None
+            not self.multimodal and plain_head and self.policy.get_output_embeddings() is not None
         )
 
-    def _packed_logits(
+    def _decode_packed(
+        self,
+        model: nn.Module,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        position_ids: Tensor,
+        layout: TreeLayout | None,
+    ) -> Tensor:
+        """(1, N, H) last hidden states of ``model``'s decoder over a packed prefix tree. With
+        a ``layout`` and plain attention, attention computes only the pairs the ancestor mask
+        keeps (learner/packed_attention.py)."""
+        config = model.config
+        extra: dict[str, Any] = {}
+        attention = config._attn_implementation
+        if layout is not None and packed_attention.supports(config):
+            packed_attention.register()
+            extra["pack_layout"] = layout
+            # Only for this forward: the backward needs no config, and checkpoints, exports
+            # and unpacked forwards keep the model's own attention.
+            config._attn_implementation = packed_attention.ATTENTION_NAME
+        try:
+            return model.get_decoder()(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                use_cache=False,
+                **extra,
+            ).last_hidden_state
+        finally:
+            config._attn_implementation = attention
+
+    def _packed_forward(
         self,
         input_ids: Tensor,
         attention_mask: Tensor,
         position_ids: Tensor,
         logit_index: Tensor,
-        layout: PackLayout | None = None,
-    ) -> Tensor:
-        """(B, W, V) logits of packed rows: the decoder over the packs, the output embedding
-        over the gathered positions only. With a ``layout`` and plain attention the decoder's
-        attention computes only the pairs the mask keeps (learner/packed_attention.py)."""
+        value_index: Tensor | None,
+        layout: TreeLayout | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """(B, W, V) logits and (B,) values (or None) of rows packed as a prefix tree: the
+        decoder over the tree, the output embedding and the value head over the gathered
+        positions only."""
         if not self.packable:
             raise ValueError(
-                "packed rows need a text-only model with a plain output head and no value "
-                "model (learner.pack_shared_prompts applies only to such models)"
+                "packed rows need a text-only model with a plain output head "
+                "(learner.share_prefixes applies only to such models)"
             )
-        config = self.policy.config
-        extra: dict[str, Any] = {}
-        attention = config._attn_implementation
-        if layout is not None and packed_attention.supports(config):
-            packed_attention.register()
-            extra["pack_layout"] = layout.to(input_ids.device)
-            # Only for this forward: the backward needs no config, and checkpoints, exports
-            # and unpacked forwards keep the model's own attention.
-            config._attn_implementation = packed_attention.ATTENTION_NAME
+        layout = layout.to(input_ids.device) if layout is not None else None
+        args = (input_ids, attention_mask, position_ids, layout)
         mixed = torch.autocast(input_ids.device.type, torch.bfloat16, enabled=self.autocast_bf16)
-        try:
-            with mixed:
-                hidden = self.policy.get_decoder()(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
-                    position_ids=position_ids,
-                    use_cache=False,
-                    **extra,
-                ).last_hidden_state  # (R, L, H)
-                picked = hidden.flatten(0, 1)[logit_index]  # (B, W, H)
-                return self.policy.get_output_embeddings()(picked)
-        finally:
-            config._attn_implementation = attention
+        with mixed:
+            hidden = self._decode_packed(self.policy, *args).flatten(0, 1)  # (N, H)
+            logits = self.policy.get_output_embeddings()(hidden[logit_index])  # (B, W, V)
+            if value_index is None or self.value_head is None:
+                return logits, None
+            if self.critic is not None:
+                hidden = self._decode_packed(self.critic, *args).flatten(0, 1)
+            return logits, self.value_head(hidden[value_index]).float()
 
     def forward(
         self,
@@ -238,7 +255,7 @@ class PolicyWithValue(nn.Module):
         pixel_values: Tensor | None = None,
         image_inputs: dict[str, Tensor] | None = None,
         logit_index: Tensor | None = None,
-        pack_layout: PackLayout | None = None,
+        pack_layout: TreeLayout | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Logits of the last ``num_logits`` positions and the value at ``value_index``.
 
@@ -247,18 +264,17 @@ class PolicyWithValue(nn.Module):
         W) float for the rows whose ids hold image tokens (pre-expanded, as vLLM tokenises), or
         Mllama's (B, I, tiles, 3, H, W) with its other ``image_inputs`` (see the module
         docstring); the critic, when separate, gets the same inputs.
-        Packed rows (learner/prompt_packing.py): input_ids, position_ids (R, L), attention_mask
-        (R, 1, L, L) bool and ``logit_index`` (B, num_logits), flat positions whose hidden
-        states give each row's logits; only for ``packable`` models, without a value;
-        ``pack_layout`` (optional) lets attention skip the masked pairs.
+        Rows packed as a prefix tree (learner/prefix_tree.py): input_ids, position_ids (1, N),
+        attention_mask (1, 1, N, N) bool, ``logit_index`` (B, num_logits) and value_index (B,)
+        flat positions in the tree; only for ``packable`` models; ``pack_layout`` (optional)
+        lets attention skip the masked pairs.
         Returns (logits (B, num_logits, V) in the compute dtype (bfloat16 under autocast:
         learner/token_logprobs.py upcasts them in chunks), values (B,) float32 or None).
         """
         if logit_index is not None:
-            logits = self._packed_logits(
-                input_ids, attention_mask, position_ids, logit_index, pack_layout
+            return self._packed_forward(
+                input_ids, attention_mask, position_ids, logit_index, value_index, pack_layout
             )
-            return logits, None
         want_value = value_index is not None and self.value_head is not None
         inputs: dict[str, Any] = {
             "input_ids": input_ids,

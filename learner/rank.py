@@ -26,7 +26,7 @@ from learner.config import LearnerConfig
 from learner.deepspeed_config import deepspeed_config
 from learner.models import PolicyWithValue, rows_image_inputs
 from learner.ppo import PPOTargets, forward_logprobs, ppo_loss, sft_loss
-from learner.prompt_packing import collate_packed, grouped_order, shares_prompts
+from learner.prefix_tree import collate_shared, shared_prefix_order
 from learner.rank_state import RankStateMixin
 from learner.schedule import lr_multiplier
 
@@ -53,7 +53,7 @@ class LearnerRank(RankStateMixin):
         self.tokenizer: Any = None
         self.counters = ckpt.Counters()
         self._ppo: dict[str, Any] = {}  # the prepared batch between ppo_prepare and ppo_update
-        self._pack = False  # shared-prompt packing (set in setup: config and model allow it)
+        self._pack = False  # shared-prefix packing (set in setup: config and model allow it)
         torch.set_num_threads(cfg.torch_threads or max(1, int(cfg.cpus_per_rank)))
 
     def address(self) -> tuple[str, int]:
@@ -85,7 +85,7 @@ class LearnerRank(RankStateMixin):
             model_path, dtype, self.cfg.critic, self.cfg.value_head_hidden
         )
         model.autocast_bf16 = self.cfg.autocast_bf16
-        self._pack = self.cfg.pack_shared_prompts and model.packable
+        self._pack = self.cfg.share_prefixes and model.packable
         if model.multimodal:
             self.chat = AutoProcessor.from_pretrained(model_path)
             self.tokenizer = self.chat.tokenizer
@@ -113,8 +113,8 @@ class LearnerRank(RankStateMixin):
     def _collate(
         self, rows: list[TrainRow], images: list[dict[str, torch.Tensor] | None]
     ) -> ModelBatch:
-        if self._pack and all(i is None for i in images) and shares_prompts(rows):
-            return collate_packed(rows, self.pad_id).to(self.engine.device)
+        if self._pack and all(i is None for i in images):
+            return collate_shared(rows, self.pad_id).to(self.engine.device)
         batch = collate(rows, self.pad_id, images=images)
         dtype = self.engine.module.policy.dtype
         if batch.pixel_values is not None:
@@ -158,7 +158,8 @@ class LearnerRank(RankStateMixin):
         out = {f"learner/{k}": v / micro for k, v in sums.items() if k not in ("grad_norm", "lr")}
         out["learner/grad_norm"] = sums.get("grad_norm", 0.0) / steps
         out["learner/lr"] = sums.get("lr", 0.0) / steps
-        out["learner/tokens"] = float(tokens)  # prompt + response: the compute meter's D
+        # Tokens computed forward and backward (shared prefixes once): the compute meter's D.
+        out["learner/tokens"] = float(tokens)
         elapsed = time.perf_counter() - t0
         out["timing/learner_step"] = elapsed
         out["perf/learner_tokens_per_s"] = tokens / max(elapsed, 1e-9)
@@ -169,8 +170,18 @@ class LearnerRank(RankStateMixin):
     def sft_step(
         self, rows: list[TrainRow], num_samples: int, image_dir: str | None = None
     ) -> dict[str, float]:
-        """Optimizer steps over this rank's rows, in order (len = k x micro x accum)."""
+        """Optimizer steps over this rank's rows, in order (len = k x micro x accum). With
+        shared-prefix packing, the rows of each optimizer step are sorted by their tokens
+        first: the step's gradient is the same, its micro-batches share more."""
         t0 = time.perf_counter()
+        if self._pack:
+            per_step = self.cfg.micro_batch_size * self.cfg.grad_accum_steps
+            rows = [
+                step[i]
+                for s in range(0, len(rows), per_step)
+                for step in [rows[s : s + per_step]]
+                for i in shared_prefix_order([r.prompt_ids + r.response_ids for r in step])
+            ]
         images = rows_image_inputs(self.chat, rows, image_dir)
         sums: dict[str, float] = defaultdict(float)
         mb, micro, tokens = self.cfg.micro_batch_size, 0, 0
@@ -198,6 +209,7 @@ class LearnerRank(RankStateMixin):
         images = rows_image_inputs(self.chat, rows, image_dir)
         old_values = [0.0] * len(rows)
         self._ppo = {"rows": rows, "images": images, "old_logp": None, "values": old_values}
+        self._ppo["forward_tokens"] = 0  # tokens of this no-grad pass (2ND on the meter)
         if self._old_logp_is_own_forward(len(rows)):
             return old_values
         old_logp: list[torch.Tensor] = [torch.empty(0)] * len(rows)
@@ -207,6 +219,7 @@ class LearnerRank(RankStateMixin):
                 idx = order[s : s + mb]
                 batch = self._collate([rows[i] for i in idx], [images[i] for i in idx])
                 logp, values = forward_logprobs(self.engine, batch, self.cfg.ppo.temperature)
+                self._ppo["forward_tokens"] += batch.processed_tokens
                 width = logp.shape[1]
                 vals = values.tolist() if values is not None else [0.0] * len(idx)
                 for k, i in enumerate(idx):
@@ -228,13 +241,20 @@ class LearnerRank(RankStateMixin):
         )
 
     def _row_order(self, rows: list[TrainRow], generator: torch.Generator | None) -> list[int]:
-        """Micro-batch order of the rows: shuffled by ``generator`` (None = as given); with
-        packing, rows of one prompt stay adjacent so that their micro-batch packs them."""
-        if self._pack:
-            return grouped_order([r.prompt_ids for r in rows], generator)
-        if generator is None:
-            return list(range(len(rows)))
-        return torch.randperm(len(rows), generator=generator).tolist()
+        """Micro-batch order of the rows. Unpacked: shuffled by ``generator`` (None = as
+        given). With shared-prefix packing: rows sorted by their tokens and cut into
+        micro-batches there, so rows that share the longest prefixes train together, and the
+        micro-batches (not the rows) shuffled by ``generator``."""
+        if not self._pack:
+            if generator is None:
+                return list(range(len(rows)))
+            return torch.randperm(len(rows), generator=generator).tolist()
+        order = shared_prefix_order([r.prompt_ids + r.response_ids for r in rows])
+        mb = self.cfg.micro_batch_size
+        batches = [order[s : s + mb] for s in range(0, len(order), mb)]
+        if generator is not None:
+            batches = [batches[k] for k in torch.randperm(len(batches), generator=generator)]
+        return [i for b in batches for i in b]
 
     def ppo_update(
         self, advantages: list[float], returns: list[float], num_samples: int
@@ -260,8 +280,11 @@ class LearnerRank(RankStateMixin):
         self.counters.consumed_samples += num_samples
         self.counters.policy_version += 1
         self.counters.epoch += 1
+        forward_tokens = self._ppo["forward_tokens"]
         self._ppo = {}
-        return self._finish(sums, micro, tokens, t0)
+        out = self._finish(sums, micro, tokens, t0)
+        out["learner/forward_tokens"] = float(forward_tokens)  # old log-probs / values pass
+        return out
 
     def _targets(
         self, idx: list[int], adv: list[float], returns: list[float], width: int
@@ -274,6 +297,28 @@ class LearnerRank(RankStateMixin):
             advantages=torch.tensor([adv[i] for i in idx], device=device),
             returns=torch.tensor([returns[i] for i in idx], device=device),
         )
+
+    def sft_gradients(self, rows: list[TrainRow], share_prefixes: bool) -> dict[str, Any]:
+        """The SFT loss of one micro-batch and every parameter's full gradient, without an
+        optimizer step (the gradients are cleared after): a check that shared-prefix packing
+        is exact on this rank's engine (ZeRO-3 shards included). Collective under ZeRO-3."""
+        from deepspeed.utils import safe_get_full_grad
+
+        pack, self._pack = self._pack, share_prefixes and self._pack
+        try:
+            self.engine.train()
+            batch = self._collate(rows, [None] * len(rows))
+            loss, _ = sft_loss(self.engine, batch)
+            self.engine.backward(loss)
+            grads = {
+                name: safe_get_full_grad(p).detach().float().cpu().clone()
+                for name, p in self.engine.module.named_parameters()
+                if p.requires_grad
+            }
+            self.engine.optimizer.zero_grad()
+        finally:
+            self._pack = pack
+        return {"loss": float(loss.detach()), "tokens": batch.processed_tokens, "grads": grads}
 
     def score(
         self, rows: list[TrainRow], temperature: float = 1.0, image_dir: str | None = None

@@ -26,16 +26,25 @@ def test_training_and_inference_flops_by_hand() -> None:
         ComputeMeter(0)
 
 
+def test_learner_forward_only_passes_count_2nd_on_the_training_axis() -> None:
+    meter = ComputeMeter(n_params=1000, train_tokens=50)
+    assert meter.add_forward_tokens(30) == 2 * 1000 * 30
+    assert meter.train_flops == 6 * 1000 * 50 + 2 * 1000 * 30
+    assert meter.total_flops == meter.train_flops  # no rollout yet
+    assert ComputeMeter.from_dict(meter.to_dict()).forward_tokens == 30
+
+
 def test_turn_tokens_count_prompt_and_response() -> None:
     turns = [turn(True, prompt_len=12, response_len=3), turn(False, prompt_len=20, response_len=5)]
     assert turn_tokens(turns) == 12 + 3 + 20 + 5
 
 
 def test_meter_round_trips_through_a_checkpoint_dir(tmp_path) -> None:
-    meter = ComputeMeter(123, train_tokens=4, rollout_tokens=5, eval_tokens=6)
+    meter = ComputeMeter(123, train_tokens=4, forward_tokens=3, rollout_tokens=5, eval_tokens=6)
     assert meter.save(tmp_path) == tmp_path / COMPUTE_FILE
     loaded = ComputeMeter.load(tmp_path)
-    assert loaded == meter and loaded.to_dict()["total_flops"] == 6 * 123 * 4 + 2 * 123 * 5
+    want = 6 * 123 * 4 + 2 * 123 * 3 + 2 * 123 * 5
+    assert loaded == meter and loaded.to_dict()["total_flops"] == want
     assert ComputeMeter.load_or_none(tmp_path / "missing") is None
 
 

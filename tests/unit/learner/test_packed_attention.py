@@ -1,5 +1,6 @@
-"""Attention over shared-prompt packs: equal to SDPA with the packs' 4D mask (the slow
-reference) in values and gradients, for ragged prompts, responses and padding."""
+"""Attention over a packed prefix tree: equal to SDPA with the tree's ancestor mask (the slow
+reference) in values and gradients, for shared prompts, nested rows, rows that share nothing,
+long prefixes cut into several chunks, and grouped-query attention."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learner.packed_attention import pack_layout, packed_attention, supports
-from learner.prompt_packing import pack_rows
+from learner.packed_attention import packed_attention, supports
+from learner.prefix_tree import ancestor_mask, build_tree, tree_layout
 
 
 def _reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor):
@@ -17,61 +18,55 @@ def _reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Te
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3).transpose(1, 2)
 
 
+def _rows(spec: list[tuple[int, int]], seed: int) -> list[list[int]]:
+    """Rows as (prefix id, own length): rows with one prefix id share a 20-token prefix."""
+    gen = torch.Generator().manual_seed(seed)
+    prefixes: dict[int, list[int]] = {}
+    rows = []
+    for prefix, own in spec:
+        shared = prefixes.setdefault(prefix, torch.randint(1, 99, (20,), generator=gen).tolist())
+        rows.append(shared + torch.randint(1, 99, (own,), generator=gen).tolist())
+    return rows
+
+
 CASES = {
-    "equal prompts": ([[1] * 5] * 3 + [[2] * 5] * 2, [4, 2, 6, 3, 3]),
-    "ragged prompts and a lone row": (
-        [[1] * 6] * 2 + [[2] * 3] * 3 + [[3] * 4],
-        [2, 5, 1, 4, 4, 3],
-    ),
-    "an empty response": ([[1] * 4] * 3, [3, 0, 2]),
+    "one shared prompt": _rows([(0, 4), (0, 2), (0, 6), (0, 3)], 0),
+    "two prompts and a lone row": _rows([(0, 2), (0, 5), (1, 1), (1, 4), (2, 3)], 1),
+    "nested rows (turn 1 inside turn 2)": [[1, 2, 3, 4], [1, 2, 3, 4, 5, 6, 7], [1, 2, 8]],
+    "nothing shared": [[1, 2, 3], [4, 5], [6, 7, 8, 9]],
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("heads", [(4, 4), (4, 2)])  # plain and grouped-query attention
-def test_equals_4d_mask_attention_values_and_gradients(case: str, heads: tuple[int, int]) -> None:
-    prompts, lengths = CASES[case]
-    responses = [[7] * t for t in lengths]
-    packed = pack_rows(prompts, responses, pad_id=0)
-    r, length = packed.input_ids.shape
+@pytest.mark.parametrize("chunk", [3, 64])  # long paths cut into many chunks, or few
+def test_equals_ancestor_mask_attention_values_and_gradients(
+    case: str, heads: tuple[int, int], chunk: int
+) -> None:
+    tree = build_tree(CASES[case])
+    layout, mask = tree_layout(tree, chunk_tokens=chunk), ancestor_mask(tree)[None, None]
+    n = len(tree.tokens)
     gen = torch.Generator().manual_seed(len(case))
-    shapes = [(r, heads[0], length, 8), (r, heads[1], length, 8), (r, heads[1], length, 8)]
-    qkv = [torch.randn(s, generator=gen) for s in shapes]
+    shapes = [(1, heads[0], n, 8), (1, heads[1], n, 8), (1, heads[1], n, 8)]
+    qkv = [torch.randn(s, generator=gen, dtype=torch.float64) for s in shapes]
     outs = []
     for fn in (
-        lambda q, k, v: packed_attention(q, k, v, packed.layout, 0.3),
-        lambda q, k, v: _reference(q, k, v, packed.attention_mask),
+        lambda q, k, v: packed_attention(q, k, v, layout, 0.3),
+        lambda q, k, v: _reference(q, k, v, mask),
     ):
         xs = [x.clone().requires_grad_() for x in qkv]
         out = fn(*xs)
-        assert out.shape == (r, length, heads[0], 8)
-        real = (packed.input_ids != 0)[:, :, None, None]  # padding positions are not compared
-        (out * real).sum().backward()
-        outs.append((out.detach() * real, [x.grad for x in xs]))
+        assert out.shape == (1, n, heads[0], 8)
+        weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+        (out * weights).sum().backward()
+        outs.append((out.detach(), [x.grad for x in xs]))
     (got, got_grads), (want, want_grads) = outs
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
     for g, w in zip(got_grads, want_grads, strict=True):
-        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(g, w, atol=1e-10, rtol=1e-10)
 
 
-def test_layout_positions() -> None:
-    # Packs [p p p | a a | b b b] and [q q | c . . . .] (length 8, see test_prompt_packing).
-    layout = pack_layout([3, 2], [[(3, 2), (5, 3)], [(2, 1)]], 8)
-    assert layout.prompt_len == 3
-    assert layout.prompt_dst.tolist() == [0, 1, 2, 8, 9]
-    assert layout.response_index.tolist() == [[3, 4, 3], [5, 6, 7], [10, 10, 10]]
-    assert layout.response_src.tolist() == [0, 1, 3, 4, 5, 6]
-    assert layout.response_dst.tolist() == [3, 4, 5, 6, 7, 10]
-    # Response b sees the 3 prompt keys and its own first two tokens at its second token.
-    assert layout.response_mask[1, 0, 1].tolist() == [True] * 3 + [True, True, False]
-    # Response c's pack has a 2-token prompt: the third prompt slot is another pack's token.
-    assert layout.response_mask[2, 0, 0].tolist() == [True, True, False, True, False, False]
-
-
-def test_bad_layout_and_unsupported_models() -> None:
-    with pytest.raises(ValueError, match="prompt of >= 1 token"):
-        pack_layout([0], [[(0, 2)]], 4)
-
+def test_unsupported_models() -> None:
     class Config:
         _attn_implementation = "sdpa"
         sliding_window = None
