@@ -2,6 +2,7 @@
 
 veriray run CONFIG [dotted.key=value ...] [--resume] [--seeds N]  run the experiment
 veriray demo [--quick | --vl] [--seeds N] [overrides ...]  the study at CPU scale (embedded Ray)
+veriray tune CONFIG --set rl.lr=1e-6,3e-6 [--from RUN] [--sft-steps N]  sweep on validation
 veriray scale N --address GCS                 change a running job's rollout workers
 veriray eval CHECKPOINT [overrides ...] [--config YAML] [--suite S ...] [--episodes N]
              [--viter-sweep 1 3 5 10] [--out DIR]   a checkpoint / model on held-out suites
@@ -33,25 +34,37 @@ DEMO_CONFIGS = {"demo": "demo.yaml", "quick": "quick.yaml", "vl": "demo-vl.yaml"
 def _cmd_run(args: argparse.Namespace) -> int:
     from cluster.config import load_experiment
 
-    cfg = load_experiment(args.config, args.overrides)  # a bad config fails before any run
+    overrides = list(args.overrides)
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise ConfigError("--seeds: must be >= 1")
+        overrides.append(f"study.seeds={args.seeds}")
+    cfg = load_experiment(args.config, overrides)  # a bad config fails before any run
     from cluster.controller import run_experiment
 
-    if args.seeds < 1:
-        raise ConfigError("--seeds: must be >= 1")
-    if args.seeds == 1:
-        run_dir = run_experiment(cfg, resume=args.resume)
-        print(f"report: {run_dir / 'report.md'} (numbers: report.json, plots: *.png)")
-        return 0
-    from evaluation.seeds import aggregate_seeds, seed_overrides
+    run_dir = run_experiment(cfg, resume=args.resume)
+    print(f"report: {run_dir / 'report.md'} (numbers: report.json, plots: *.png)")
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from cluster.tune import sweep_configs, write_sweep
+
+    if "=" not in args.sweep:
+        raise ConfigError("--set: expected KEY=V1,V2,... e.g. rl.lr=1e-6,3e-6,1e-5")
+    key, _, joined = args.sweep.partition("=")
+    values = [v for v in joined.split(",") if v]
+    configs = sweep_configs(
+        args.config, args.overrides, key, values, args.warm_from, args.sft_steps
+    )  # every value's config is checked before the first run starts
+    from cluster.controller import run_experiment
 
     run_dirs = []
-    for seed in range(cfg.seed, cfg.seed + args.seeds):
-        print(f"=== seed {seed} ({seed - cfg.seed + 1} of {args.seeds}) ===")
-        seeded = load_experiment(args.config, [*args.overrides, *seed_overrides(cfg.name, seed)])
-        run_dirs.append(run_experiment(seeded, resume=args.resume))
-        print(f"report: {run_dirs[-1] / 'report.md'}")
-    written = aggregate_seeds(run_dirs, cfg.run_dir.parent / f"{cfg.name}-seeds", cfg.name)
-    print(f"report over {args.seeds} seeds: {written['markdown']} (numbers: seeds.json)")
+    for value, cfg in zip(values, configs, strict=True):
+        print(f"=== {key}={value} ({len(run_dirs) + 1} of {len(values)}) ===")
+        run_dirs.append(run_experiment(cfg))
+    out = configs[0].run_dir.parent / f"{configs[0].name.split('-tune-')[0]}-tune-{key}"
+    print(f"sweep: {write_sweep(out, key, values, run_dirs)} (numbers: tune.json)")
     return 0
 
 
@@ -207,16 +220,38 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("overrides", nargs="*", help="dotted overrides, e.g. learner.lr=1e-6")
     run.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     run.add_argument(
-        "--seeds", type=int, default=1, help="repeat with N seeds and aggregate (default 1)"
+        "--seeds",
+        type=int,
+        default=None,
+        help="training seeds of the arms, all from one warm start (= study.seeds=N)",
     )
     run.set_defaults(fn=_cmd_run)
+
+    tune = sub.add_parser("tune", help="sweep one field on the validation suite (fair arms)")
+    tune.add_argument("config", help="experiment YAML, e.g. configs/cpu/demo.yaml")
+    tune.add_argument("overrides", nargs="*", help="dotted overrides shared by every run")
+    tune.add_argument(
+        "--set",
+        dest="sweep",
+        required=True,
+        help="KEY=V1,V2,...: rl.lr, sft.arm_lr or sft.examples (the warm start's length)",
+    )
+    tune.add_argument(
+        "--from", dest="warm_from", default=None, help="run folder whose warm start to reuse"
+    )
+    tune.add_argument(
+        "--sft-steps", type=int, default=0, help="SFT arm steps per run (sweeping sft.arm_lr)"
+    )
+    tune.set_defaults(fn=_cmd_tune)
 
     demo = sub.add_parser("demo", help="the study at CPU scale (SmolLM2-135M, about 45 min)")
     size = demo.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="the tiny model, a few minutes")
     size.add_argument("--vl", action="store_true", help="GP-VL with the tiny VLM (image path)")
     demo.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rl.updates=2")
-    demo.add_argument("--seeds", type=int, default=1, help="repeat with N seeds and aggregate")
+    demo.add_argument(
+        "--seeds", type=int, default=None, help="training seeds of the arms (= study.seeds=N)"
+    )
     demo.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     demo.set_defaults(fn=_cmd_demo)
 

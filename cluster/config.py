@@ -7,13 +7,14 @@ configs it composes import no torch, ray or vllm, so configs load and validate a
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from cluster.placement_config import PlacementConfig
 from cluster.ray_config import RayConfig
-from cluster.stages_config import RLStageConfig, SFTStageConfig
+from cluster.stages_config import RLStageConfig, SFTStageConfig, StudyConfig
 from cluster.typed_config import check, load
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.virl.config import VirlConfig
@@ -85,6 +86,8 @@ class ExperimentConfig:
     """Also write TensorBoard event files under <run_dir>/tensorboard."""
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     """Held-out ID/OOD evaluation (suites, episodes, sampling, schedule, VIter sweep)."""
+    study: StudyConfig = field(default_factory=StudyConfig)
+    """The study design fixed before the run: training seeds and the primary endpoint."""
 
     def __post_init__(self) -> None:
         check(bool(self.name) and "/" not in self.name, "name", "must be a non-empty file name")
@@ -122,6 +125,26 @@ class ExperimentConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
+
+    @property
+    def training_seeds(self) -> list[int]:
+        """The arms' training seeds: seed, seed + 1, ... (study.seeds of them)."""
+        return list(range(self.seed, self.seed + self.study.seeds))
+
+    def arm_config(self, seed: int) -> ExperimentConfig:
+        """This experiment as one training seed's arms see it: the seed fields set to
+        ``seed`` (the warm start keeps the experiment's own sft.seed)."""
+        return dataclasses.replace(
+            self,
+            seed=seed,
+            learner=dataclasses.replace(self.learner, seed=seed),
+            rollout=dataclasses.replace(self.rollout, seed=seed),
+        )
+
+    def arm_dir(self, seed: int) -> Path:
+        """Where one seed's arms keep their checkpoints and exports (the run folder itself
+        when there is one seed, as before seeds shared a run)."""
+        return self.run_dir if self.study.seeds == 1 else self.run_dir / f"seed-{seed}"
 
 
 def load_experiment(

@@ -29,15 +29,24 @@ class SFTStageConfig:
     thought: bool = False
     """Oracle answers carry short reasoning text before the JSON answer."""
     lr: float | None = None
-    """Learning rate of the SFT stage (null = learner.lr)."""
+    """Learning rate of the SFT warm start (null = learner.lr)."""
+    arm_lr: float | None = None
+    """Learning rate of the SFT arm, continued SFT from the warm start with a fresh optimizer
+    (null = sft.lr). Like rl.lr, choose it on the validation suite, never on the eval suites."""
     seed: int = 0
-    """Seed of dealing the SFT examples and of their order."""
+    """Seed of dealing the SFT examples and of the warm start's order (the SFT arm's order
+    comes from its training seed, see study.seeds)."""
+    warm_start_from: str | None = None
+    """Reuse the finished warm start of another run folder (its sft/hf weights and
+    sft/compute.json) instead of training one: arms tuned or repeated from one init. The
+    config's SFT fields must be the ones that run used (its expert rows are dealt again)."""
 
     def __post_init__(self) -> None:
         check(self.examples >= 1, "examples", f"must be >= 1, got {self.examples}")
         check(self.warmup_epochs >= 1, "warmup_epochs", "must be >= 1")
         check(self.branch_steps >= 0, "branch_steps", "must be >= 0")
         check(self.lr is None or self.lr > 0, "lr", "must be > 0 or null")
+        check(self.arm_lr is None or self.arm_lr > 0, "arm_lr", "must be > 0 or null")
 
 
 @dataclass
@@ -73,3 +82,31 @@ class RLStageConfig:
         check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0")
         check(self.consume_timeout_s > 0, "consume_timeout_s", "must be > 0")
         check(self.lr is None or self.lr > 0, "lr", "must be > 0 or null")
+
+
+PRIMARY_COMPARISON = "rl_minus_sft"
+
+
+@dataclass
+class StudyConfig:
+    """The study design, fixed before the run: how many training seeds, and the primary
+    endpoint the report states first."""
+
+    seeds: int = 1
+    """Training seeds of the two arms: seeds seed, seed + 1, ... each run the RL arm and the
+    SFT arm from ONE shared SFT warm start and ONE init evaluation. A seed sets the RL tasks
+    dealt, the SFT arm's data order and the value head's init; the rollout engines' sampling
+    stream runs on across arms (one engine seed per run)."""
+    primary_suite: str = "ood_rule"
+    """Suite of the primary endpoint (the study's question: out-of-distribution success)."""
+    primary_metric: Literal["success", "first_try", "step_accuracy"] = "success"
+    """Metric of the primary endpoint: success within the verification budget (GeneralPoints,
+    V-IRL route success), first-try success, or V-IRL per-step accuracy."""
+    primary_comparison: Literal["rl_minus_sft"] = PRIMARY_COMPARISON
+    """The primary endpoint: the RL arm's metric minus the SFT arm's, paired on the same
+    prompts, at matched training compute, at the last evaluation point; its 95% interval
+    across seeds and each seed's exact McNemar p."""
+
+    def __post_init__(self) -> None:
+        check(self.seeds >= 1, "seeds", f"must be >= 1, got {self.seeds}")
+        check(bool(self.primary_suite), "primary_suite", "must name a suite")

@@ -123,7 +123,10 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     prefix = f"{path}." if path else ""
     kwargs: dict[str, Any] = {}
+    removed = getattr(cls, "REMOVED_FIELDS", {})  # field -> why it went and what to do instead
     for key, value in data.items():
+        if key in removed:
+            raise ConfigError(f"{prefix}{key}: removed: {removed[key]}")
         if key not in fields:
             raise ConfigError(
                 f"{prefix}{key}: unknown field of {cls.__name__}; allowed fields: {sorted(fields)}"

@@ -22,10 +22,13 @@ class TaskFamily:
     name: str
     make_env: Callable[[dict[str, Any]], gym.Env]
     """Config dict -> env."""
-    eval_reset_options: Callable[[dict[str, Any], int, int], list[dict[str, Any]]]
-    """(config dict, n, seed) -> reset options of n held-out episodes."""
+    eval_reset_options: Callable[[dict[str, Any], int | None, int], list[dict[str, Any]]]
+    """(suite config dict, limit, seed) -> reset options of the suite's distinct held-out
+    prompts, each once, in a stable order (a seeded sample of ``limit`` when there are more;
+    None = all)."""
     suites: Callable[[dict[str, Any]], dict[str, dict[str, Any]]]
-    """Training config dict -> {suite name: config dict} (ID first, then the OOD variants)."""
+    """Training config dict -> {suite name: config dict} (ID first, then the OOD variants,
+    then "validation" where the family has one: tuning only, never in a report's default)."""
     episode_success: Callable[[dict[str, Any]], bool]
     """Final step's info -> whether the episode succeeded."""
     make_verifier: Callable[[dict[str, Any]], Verifier]
@@ -45,23 +48,25 @@ def _gp_verifier(config: dict[str, Any]) -> Verifier:
     return GeneralPointsVerifier(GeneralPointsConfig.from_dict(config))
 
 
-def _gp_eval(config: dict[str, Any], n: int, seed: int) -> list[dict[str, Any]]:
+def _gp_eval(config: dict[str, Any], limit: int | None, seed: int) -> list[dict[str, Any]]:
     from envs.generalpoints.config import GeneralPointsConfig
-    from envs.generalpoints.deal import eval_tasks
+    from envs.generalpoints.deal import distinct_tasks
 
     cfg = GeneralPointsConfig.from_dict(config)
-    return [{"task_state": t.to_dict()} for t in eval_tasks(cfg, n, seed=seed)]
+    return [{"task_state": t.to_dict()} for t in distinct_tasks(cfg, limit, seed=seed)]
 
 
 def _gp_suites(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     other_rule = "ordinal" if config["face_card_rule"] == "ten" else "ten"
     out = {
         "in_distribution": config | {"split": "eval"},
-        "ood_rule": config | {"split": "eval", "face_card_rule": other_rule},
+        # The other rule is never trained: every eligible hand under it, no split needed.
+        "ood_rule": config | {"split": "all", "face_card_rule": other_rule},
     }
     if config["observation_mode"] == "image":
         # The study's visual shift: train on black suits, test on red.
         out["ood_visual"] = config | {"split": "eval", "suit_color": "red"}
+    out["validation"] = config | {"split": "validation"}
     return out
 
 
@@ -78,11 +83,11 @@ def _virl_verifier(config: dict[str, Any]) -> Verifier:
     return VirlVerifier(VirlConfig.from_any(config))
 
 
-def _virl_eval(config: dict[str, Any], n: int, seed: int) -> list[dict[str, Any]]:
+def _virl_eval(config: dict[str, Any], limit: int | None, seed: int) -> list[dict[str, Any]]:
     from envs.virl.pools import eval_tasks
 
     del seed  # the held-out route list is fixed by the config's split seeds
-    return eval_tasks(config, n)
+    return eval_tasks(config, limit)
 
 
 def _virl_suites(config: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 from cluster.typed_config import check
 
-KNOWN_SUITES = ("in_distribution", "ood_rule", "ood_visual")
+KNOWN_SUITES = ("in_distribution", "ood_rule", "ood_visual", "validation")
+TUNING_SUITES = ("validation",)
+"""Suites for choosing hyperparameters, never evaluated unless named in ``suites``."""
 
 
 @dataclass
@@ -18,15 +20,20 @@ class EvaluationConfig:
     """Held-out ID/OOD evaluation, standalone (`veriray eval`) and scheduled during training."""
 
     episodes: int | None = None
-    """Held-out episodes per suite (the study: GP 234, V-IRL 48; VLN mini has only 18 routes,
-    so a V-IRL ood_visual suite is capped at 18). None = the experiment's top-level `episodes`."""
+    """Cap on the distinct prompts per suite. Every suite plays each of its distinct held-out
+    prompts once (greedy by default), the same prompts at every point, so comparisons are
+    paired; a suite with more prompts than the cap plays a fixed seeded sample of that many.
+    (The study: GP 234, V-IRL 48; VLN mini has only 18 routes.) None = the experiment's
+    top-level `episodes`."""
     seed: int = 0
-    """Seed of the held-out hands dealt per suite (V-IRL's held-out routes are fixed by the task's
-    split seeds). Independent of the experiment's seed: every point of a run, and runs with
-    different training seeds, are scored on the same episodes, so their numbers compare."""
+    """Seed of a capped suite's sample and of image-mode suits (V-IRL's held-out routes are
+    fixed by the task's split seeds). Independent of the experiment's seed: every point of a
+    run, and runs with different training seeds, are scored on the same prompts, so their
+    numbers compare (paired)."""
     suites: list[str] = field(default_factory=list)
-    """Suites to play, a subset of the family's (in_distribution, ood_rule, and ood_visual in
-    image mode). Empty = all of the family's suites."""
+    """Suites to play, a subset of the family's (in_distribution, ood_rule, ood_visual in image
+    mode, and validation: held-out training-rule prompts in no other suite, for tuning). Empty
+    = all of the family's suites except validation."""
     temperature: float | None = None
     """Sampling temperature of evaluation episodes. None = the rollout section's (the study
     samples at 0.2 throughout). Takes effect where evaluation starts its own rollout workers

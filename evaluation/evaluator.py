@@ -15,6 +15,7 @@ curve.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -22,9 +23,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from envs.families import family
-from evaluation.config import EvaluationConfig
+from evaluation.config import TUNING_SUITES, EvaluationConfig
 from evaluation.flops import ComputeMeter, turn_tokens
 from evaluation.metrics import headline, suite_metrics
+from evaluation.samples import append_samples, drop_samples, sample_rows
 from rollout.runner import EpisodeResult, EpisodeSpec
 
 POINTS_FILE = "eval_points.jsonl"
@@ -33,6 +35,21 @@ SWEEPS_FILE = "viter_sweeps.jsonl"
 # The config field holding each family's verification budget (the study's VIter): GP counts
 # attempts per hand, V-IRL tries per route point.
 BUDGET_FIELD: dict[str, str] = {"generalpoints": "viter", "virl": "tries_per_point"}
+
+
+def prompt_id(options: dict[str, Any]) -> str:
+    """A stable id of one prompt: a hash of its reset options (the task state)."""
+    text = json.dumps(options, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class SuitePrompts:
+    """A suite's distinct prompts, in play order."""
+
+    options: list[dict[str, Any]]  # env.reset options
+    ids: list[str]  # prompt_id of each
+    texts: list[str]  # the first user turn of each
 
 
 class EpisodePlayer(Protocol):
@@ -58,12 +75,13 @@ class Evaluator:
     """How the player samples (temperature, max_new_tokens), recorded in the report."""
     points: list[dict[str, Any]] = field(default_factory=list)
     sweeps: list[dict[str, Any]] = field(default_factory=list)
+    _prompts: dict[str, SuitePrompts] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.cfg.episodes is None:
             raise ValueError("episodes: resolve it (EvaluationConfig.episodes) before evaluating")
         all_suites = family(self.family_name).suites(self.task_config)
-        wanted = self.cfg.suites or list(all_suites)
+        wanted = self.cfg.suites or [s for s in all_suites if s not in TUNING_SUITES]
         missing = [s for s in wanted if s not in all_suites]
         if missing:
             raise ValueError(
@@ -77,44 +95,72 @@ class Evaluator:
 
     # ------------------------------------------------------------------ playing
 
+    def suite_prompts(self, name: str, suite: dict[str, Any]) -> SuitePrompts:
+        """The suite's distinct prompts: reset options, stable ids and first-turn texts (the
+        same at every point of the run; computed once per suite config)."""
+        key = json.dumps(suite, sort_keys=True, default=str)
+        if key not in self._prompts:
+            fam = family(self.family_name)
+            options = fam.eval_reset_options(suite, self.cfg.episodes, self.cfg.seed)
+            ids = [prompt_id(o) for o in options]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"suite {name}: the family returned the same prompt twice")
+            env = fam.make_env(suite)
+            texts = [str(env.reset(options=o)[0].get("text", "")) for o in options]
+            self._prompts[key] = SuitePrompts(options, ids, texts)
+        return self._prompts[key]
+
     def play_suite(self, tag: str, name: str, suite: dict[str, Any]) -> list[EpisodeResult]:
-        """Play one suite's held-out episodes (the same hands/routes on every call)."""
-        assert self.cfg.episodes is not None
-        options = family(self.family_name).eval_reset_options(
-            suite, self.cfg.episodes, self.cfg.seed
-        )
+        """Play each of the suite's distinct prompts once (the same prompts on every call)."""
+        prompts = self.suite_prompts(name, suite)
         specs = [
             EpisodeSpec(f"eval-{tag}-{name}-{i}", self.family_name, suite, o)
-            for i, o in enumerate(options)
+            for i, o in enumerate(prompts.options)
         ]
         return self.player.play(specs)
 
     def _play_all(
         self, tag: str, suites: dict[str, dict[str, Any]], meter: ComputeMeter | None
-    ) -> tuple[dict[str, Any], dict[str, float]]:
+    ) -> tuple[dict[str, Any], dict[str, float], list[dict[str, Any]]]:
         metrics: dict[str, Any] = {}
         timings: dict[str, float] = {}
+        samples: list[tuple[str, SuitePrompts, list[EpisodeResult]]] = []
         for name, suite in suites.items():
             start = time.perf_counter()
             episodes = self.play_suite(tag, name, suite)
             timings[f"timing/eval_{name}"] = round(time.perf_counter() - start, 3)
-            metrics[name] = suite_metrics(episodes)
+            prompts = self.suite_prompts(name, suite)
+            metrics[name] = suite_metrics(episodes) | {
+                "distinct_prompts": len(prompts.ids),
+                "outcomes": {
+                    "ids": prompts.ids,
+                    "success": [int(e.success) for e in episodes],
+                    "first_try": [int(bool(e.turns) and e.turns[0].success) for e in episodes],
+                },
+            }
+            samples.append((name, prompts, episodes))
             if meter is not None:
                 meter.add_eval_tokens(sum(turn_tokens(e.turns) for e in episodes))
-        return metrics, timings
+        return metrics, timings, samples
 
     # ------------------------------------------------------------------ public API
 
-    def run(self, stage: str, step: int, meter: ComputeMeter | None = None) -> dict[str, Any]:
+    def run(
+        self, stage: str, step: int, meter: ComputeMeter | None = None, seed: int | None = None
+    ) -> dict[str, Any]:
         """Evaluate every selected suite now; record and return the curve point.
 
         ``stage`` names the curve ("init", "sft", "rl", or "checkpoint"); ``step`` is the
-        stage's update count. The x-axis is the meter's training GFLOPs (0 without a meter).
+        stage's update count; ``seed`` the training seed of an arm's point (None for the points
+        every seed shares: base, init). The x-axis is the meter's training GFLOPs (0 without a
+        meter).
         """
-        metrics, timings = self._play_all(f"{stage}{step}", self.suites, meter)
+        tag = f"{stage}{step}" if seed is None else f"{stage}{step}-s{seed}"
+        metrics, timings, samples = self._play_all(tag, self.suites, meter)
         point = {
             "stage": stage,
             "step": step,
+            "seed": seed,
             "train_gflops": meter.total_gflops if meter is not None else 0.0,
             "compute": meter.to_dict() if meter is not None else None,
             "suites": metrics,
@@ -123,14 +169,27 @@ class Evaluator:
         }
         self.points.append(point)
         self._append(POINTS_FILE, point)
+        if self.out_dir is not None:
+            rows = [
+                r
+                for name, prompts, episodes in samples
+                for r in sample_rows(point, name, prompts.ids, prompts.texts, episodes)
+            ]
+            append_samples(self.out_dir, rows)
         return point
 
-    def drop_stage(self, stage: str) -> None:
-        """Forget every point of ``stage`` (in memory and on disk) before it is replayed."""
-        self.points = [p for p in self.points if p["stage"] != stage]
+    def drop_stage(self, stage: str, seed: int | None = None) -> None:
+        """Forget every point of ``stage`` (of one training ``seed``, when given), in memory
+        and on disk, before it is replayed."""
+        self.points = [
+            p
+            for p in self.points
+            if not (p["stage"] == stage and (seed is None or p.get("seed") == seed))
+        ]
         if self.out_dir is not None:
             text = "".join(json.dumps(p) + "\n" for p in self.points)
             (self.out_dir / POINTS_FILE).write_text(text)
+            drop_samples(self.out_dir, stage, seed)
 
     def sweep_viter(
         self,
@@ -149,7 +208,7 @@ class Evaluator:
                 name: with_budget(self.family_name, suite, budget)
                 for name, suite in self.suites.items()
             }
-            metrics, _ = self._play_all(f"{stage}{step}-viter{budget}", suites, meter)
+            metrics, _, _ = self._play_all(f"{stage}{step}-viter{budget}", suites, meter)
             for name, m in metrics.items():
                 by_suite[name][str(budget)] = m
         sweep = {"stage": stage, "step": step, "budgets": budgets, "suites": by_suite}
@@ -161,7 +220,7 @@ class Evaluator:
         """A point flattened for the metrics logger: ``eval/<suite>/<metric>``."""
         out: dict[str, float] = {"eval/train_gflops": point["train_gflops"]}
         for name, m in point["suites"].items():
-            for metric in ("success", "step_accuracy", "recognition", "first_try"):
+            for metric in ("success", "step_accuracy", "recognition", "first_try", "translation"):
                 value = headline(m, metric)
                 if value is not None:
                     out[f"eval/{name}/{metric}"] = value[0]

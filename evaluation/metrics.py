@@ -8,6 +8,10 @@
 - mean_turns; tokens: prompt / response tokens summed over turns (inference compute)
 - recognition (GP-VL): share of episodes whose FIRST answer names the right cards
   (verdict ``cards_ok``); an unparsable first answer counts as wrong
+- translation (GP): share of episodes whose FIRST answer's "number" field lists the hand's
+  numbers under the active rule (verdict ``number_field_ok``; missing or unparsable counts
+  wrong): did the model turn J/Q/K into the rule's values? It never decides success.
+- every rate carries its binomial s.e. and its Wilson 95% interval (``wilson95``)
 - by_face_card (GP): success per face rank present in the hand, plus hands without one
   (the CPU study: an OOD-rule average hides that K hands fail while J hands pass)
 - step_accuracy, route_success (V-IRL): the study's per-step accuracy is the mean over routes
@@ -74,6 +78,14 @@ def recognition_rate(episodes: Sequence[EpisodeResult]) -> Rate | None:
     return _rate([v.get("cards_ok") is True for v in firsts])
 
 
+def translation_rate(episodes: Sequence[EpisodeResult]) -> Rate | None:
+    """GP translation accuracy on the first answer; None when no verdict reads the field."""
+    firsts = [_verdict(e.turns[0]) for e in episodes if e.turns]
+    if not any("number_field_ok" in v for v in firsts):
+        return None
+    return _rate([v.get("number_field_ok") is True for v in firsts])
+
+
 def _hand_ranks(episode: EpisodeResult) -> list[str] | None:
     if not episode.turns:
         return None
@@ -134,6 +146,9 @@ def suite_metrics(episodes: Sequence[EpisodeResult]) -> dict[str, Any]:
     recognition = recognition_rate(episodes)
     if recognition is not None:
         out["recognition"] = recognition.to_dict()
+    translation = translation_rate(episodes)
+    if translation is not None:
+        out["translation"] = translation.to_dict()
     faces = face_card_breakdown(episodes)
     if faces is not None:
         out["by_face_card"] = {k: r.to_dict() for k, r in faces.items()}
@@ -158,7 +173,7 @@ def headline(metrics: dict[str, Any], name: str) -> tuple[float, float] | None:
             return None
         acc = metrics["step_accuracy"]
         return acc["mean"], acc["steps"]["stderr"]
-    if name in ("recognition", "first_try"):
+    if name in ("recognition", "first_try", "translation"):
         if name not in metrics:
             return None
         return metrics[name]["rate"], metrics[name]["stderr"]

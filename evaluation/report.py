@@ -1,8 +1,10 @@
 """Per-run reports and multi-run comparisons.
 
-A run folder gets: report.json (every number: meta, every curve point with all suite metrics
-and compute, every VIter sweep, gains from the init), report.md (tables + the PNGs), and the
-figures: report.png (suite success at the latest point), curves.png (metric vs training
+A run folder gets: report.json (every number: meta, the primary endpoint and the secondary
+paired comparisons (evaluation/study.py), every curve point with all suite metrics, per-prompt
+outcomes and compute, every VIter sweep, gains from the init), report.md (the verdict first,
+then tables and the PNGs), and the figures: arms.png (both arms' success vs training GFLOPs
+over seeds), report.png (suite success at the latest point), curves.png (metric vs training
 GFLOPs per stage), gains.png (change from the init per suite), recognition.png (GP-VL) and
 viter_sweep.png (when swept). ``compare_runs`` overlays several runs' curves and gains.
 """
@@ -14,8 +16,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from evaluation import plots
+from evaluation import plots, study
 from evaluation.metrics import headline
+from evaluation.study_plots import arms_vs_compute
 
 REPORT_JSON = "report.json"
 GAIN_METRICS = ("success", "step_accuracy", "recognition")
@@ -70,10 +73,12 @@ def gains_from_init(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     if not points:
         return {}
     init = next((p for p in points if p["stage"] == "init"), points[0])
+    seeds = {p.get("seed") for p in points if p.get("seed") is not None}
     last: dict[str, dict[str, Any]] = {}
     for p in points:
         if p is not init and p["stage"] not in ("init", "base"):  # base precedes the init
-            last[p["stage"]] = p
+            label = p["stage"] if len(seeds) <= 1 else f"{p['stage']} (seed {p.get('seed')})"
+            last[label] = p
     out: dict[str, dict[str, Any]] = {}
     for stage, p in last.items():
         by_suite: dict[str, Any] = {}
@@ -110,7 +115,15 @@ def build_report(
     for p in points:
         for key, seconds in p.get("timings", {}).items():
             all_timings[key] = round(all_timings.get(key, 0.0) + seconds, 3)
+    design = meta.get("study") or {"primary_suite": "ood_rule", "primary_metric": "success"}
+    comparisons = study.secondary_comparisons(points)
     return meta | {
+        "primary_endpoint": study.primary_endpoint(points, design),
+        "comparisons": comparisons,
+        "comparisons_across_seeds": study.across_seeds(comparisons),
+        "distinct_prompts": {
+            name: m.get("distinct_prompts") for name, m in points[-1]["suites"].items()
+        },
         "suites": points[-1]["suites"],
         "points": points,
         "gains": gains_from_init(points),
@@ -127,6 +140,7 @@ def write_report(run_dir: str | Path, report: dict[str, Any]) -> dict[str, Path]
     title = f"{report.get('model', '?')} on {report.get('task', '?')}"
     series = stage_series(report["points"])
     figures = {
+        "arms": arms_vs_compute(report["points"], run_dir / "arms.png", title),
         "report": plots.suite_bars(report["points"][-1], title, run_dir / "report.png"),
         "curves": plots.curves(series, run_dir / "curves.png", title),
         "gains": plots.gain_bars(report["gains"], run_dir / "gains.png"),
@@ -148,14 +162,18 @@ def render_markdown(report: dict[str, Any], figures: dict[str, Path]) -> str:
         f"# {report.get('name', 'evaluation')}",
         "",
         f"Model `{report.get('model')}`, task `{report.get('task')}`, "
-        f"{report.get('episodes_per_suite')} held-out episodes per suite (seed "
+        f"at most {report.get('episodes_per_suite')} distinct held-out prompts per suite (seed "
         f"{report.get('seed')}), sampling {json.dumps(report.get('sampling', {}))}.",
-        "Error bars: binomial s.e. sqrt(p(1-p)/n), in percentage points.",
+        "Error bars: binomial s.e. sqrt(p(1-p)/n), in percentage points; comparisons are "
+        "paired on the same prompts. Training compute: 6ND over the tokens the learner computes "
+        "(a prefix shared by rows of a micro-batch counts once) + 2ND for its forward-only "
+        "passes + 2ND for the rollout tokens.",
         "",
     ]
+    lines += _study_lines(report)
     verdict = verdict_lines(report["gains"])
     if verdict:
-        lines += ["## Verdict: change from the init", "", *verdict, ""]
+        lines += ["## Each stage against the init (last point, binomial s.e.)", "", *verdict, ""]
     lines += [
         f"## Latest point: stage `{latest['stage']}`, step {latest['step']}, "
         f"{latest['train_gflops']:.4g} training GFLOPs",
@@ -239,6 +257,50 @@ def render_markdown(report: dict[str, Any], figures: dict[str, Path]) -> str:
     lines += [f"![{name}]({path.name})" for name, path in figures.items()]
     lines += ["", "Every number above (and more: tokens, compute, timings) is in report.json.", ""]
     return "\n".join(lines)
+
+
+def _study_lines(report: dict[str, Any]) -> list[str]:
+    """The verdict (primary endpoint first), the paired table per seed, and the secondary
+    comparisons averaged over seeds."""
+    endpoint = report.get("primary_endpoint") or {}
+    if not endpoint.get("per_seed"):
+        return []
+    sizes = ", ".join(f"{k} {v}" for k, v in report.get("distinct_prompts", {}).items())
+    lines = [
+        "## Verdict",
+        "",
+        *study.verdict_text(endpoint),
+        f"- Distinct prompts per suite, each played once at every point: {sizes}.",
+        "",
+        "## Paired comparisons per seed (last evaluation point, same prompts)",
+        "",
+        "b = prompts only the first solved, c = only the second; p = exact McNemar.",
+        "",
+        "| seed | comparison | suite | metric | first | second | difference | b | c | p | n |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["comparisons"]:
+        lines.append(
+            f"| {r['seed']} | {r['comparison']} | {r['suite']} | {r['metric']} | "
+            f"{100 * r['rate_a']:.1f}% | {100 * r['rate_b']:.1f}% | "
+            f"{100 * r['difference']:+.1f} | {r['b']} | {r['c']} | {r['p_value']:.3g} | {r['n']} |"
+        )
+    lines += [
+        "",
+        "## Secondary results across seeds (mean difference, Student-t 95% interval)",
+        "",
+        "| comparison | suite | metric | mean difference | 95% CI | per seed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in report["comparisons_across_seeds"]:
+        ci = r["ci95"]
+        interval = f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "- (one seed)"
+        seeds = ", ".join(f"{100 * d:+.1f}" for d in r["per_seed"])
+        lines.append(
+            f"| {r['comparison']} | {r['suite']} | {r['metric']} | "
+            f"{100 * r['difference']:+.1f} | {interval} | {seeds} |"
+        )
+    return [*lines, ""]
 
 
 def load_report(run_dir: str | Path) -> dict[str, Any]:

@@ -9,14 +9,20 @@ Checks, each reported in `Verdict.fields` (None = not checked):
 * cards_ok (image mode only): the "cards" field names the hand's ranks as a multiset (suits are
   not asked for; order is free);
 * numbers_ok: the formula's literals are the hand's numbers, each used once (multiset
-  equality), and the optional "number" field, when present, lists the same multiset;
+  equality);
+* formula: the formula as scored (normalized, at most 200 characters), None if none;
 * value: the formula's exact value (a Fraction as text), success when it equals the target
-  and every other check passes.
+  and every other check passes;
+* number_field_ok: the answer's "number" field lists the hand's numbers under the active rule
+  (a multiset); None when the answer has no such field. As in the study, this field never
+  decides success: it feeds a separate metric (translation accuracy: did the model turn the
+  cards into the rule's numbers) and, when the formula fails, the feedback text.
 
-Reward: `rewards.correct` on success. Otherwise, by default, the single most severe penalty
-among the failed checks (so an answer with more faults never scores above one with a subset
-of them); with `stack_penalties=True`, the sum of all of them. The budget penalty is an
-episode-level event and is applied by the env, not here.
+Success is decided by the formula alone, as in the study (and, in image mode, by the "cards"
+field: the recognition check). Reward: `rewards.correct` on success; otherwise the single most
+severe penalty among the failed checks, so an answer with more faults never scores above one
+with a subset of them (the study's code adds the penalties up: an intended difference). The
+budget penalty is an episode-level event and is applied by the env, not here.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ _OPERATOR_MAP = str.maketrans(
 _INT = re.compile(r"-?\d{1,12}")
 _MAX_LIST = 16  # longer "cards"/"number" lists are wrong for any hand; don't parse them
 _MAX_VALUE_IN_FEEDBACK = 40
+_MAX_FORMULA_SHOWN = 200  # the parsed formula kept in the verdict (evaluation samples)
 
 CATEGORIES = (
     "none",
@@ -144,6 +151,8 @@ class GeneralPointsVerifier:
             "numbers_ok": None,
             "formula_legal": None,
             "value": None,
+            "formula": None,
+            "number_field_ok": None,
             "success": False,
             "error": "parse_error",
             "errors": "parse_error",
@@ -160,6 +169,7 @@ class GeneralPointsVerifier:
         answer = {_normalize_key(k): v for k, v in answer.items()}
 
         formula = normalize_formula(answer.get("formula"), task.target)
+        fields["formula"] = None if formula is None else formula[:_MAX_FORMULA_SHOWN]
         result = safe_eval(formula) if formula is not None else None
         fields["formula_legal"] = bool(result is not None and result.ok)
         if result is None or not result.ok:
@@ -174,13 +184,14 @@ class GeneralPointsVerifier:
                 failures.append(("wrong_cards", rewards.wrong_cards, REASONS["wrong_cards"]))
 
         number_field = answer.get("number", answer.get("numbers"))
-        field_ok = number_field is None or (
-            (listed := _as_int_list(number_field)) is not None
-            and Counter(listed) == Counter(task.numbers)
-        )
+        if number_field is not None:
+            listed = _as_int_list(number_field)
+            fields["number_field_ok"] = listed is not None and Counter(listed) == Counter(
+                task.numbers
+            )
         if result is not None and result.ok:
             formula_ok = Counter(result.numbers) == Counter(task.numbers)
-            fields["numbers_ok"] = formula_ok and field_ok
+            fields["numbers_ok"] = formula_ok
             fields["value"] = str(result.value)
             if not formula_ok:
                 failures.append(("wrong_numbers", rewards.wrong_numbers, REASONS["wrong_numbers"]))
@@ -190,9 +201,9 @@ class GeneralPointsVerifier:
                     shown = "a different value"
                 reason = REASONS["wrong_value"].format(value=shown, target=task.target)
                 failures.append(("wrong_value", rewards.wrong_value, reason))
-        if not field_ok:
-            reason = REASONS["wrong_number_field"]
-            failures.append(("wrong_numbers", rewards.wrong_numbers, reason))
+        if failures and fields["number_field_ok"] is False:
+            # Feedback only: the number field explains a failure but never causes one.
+            failures.append(("", 0.0, REASONS["wrong_number_field"]))
         return self._verdict(failures, fields)
 
     def _verdict(self, failures: list[tuple[str, float, str]], fields: dict[str, Any]) -> Verdict:
@@ -201,11 +212,12 @@ class GeneralPointsVerifier:
             return Verdict(
                 reward=float(self.config.rewards.correct), success=True, feedback="", fields=fields
             )
-        categories = list(dict.fromkeys(category for category, _, _ in failures))
-        penalties = {category: penalty for category, penalty, _ in failures}  # one per category
+        # Feedback-only entries have no category (the number field) and carry no penalty.
+        categories = list(dict.fromkeys(category for category, _, _ in failures if category))
+        penalties = {category: penalty for category, penalty, _ in failures if category}
         # Most severe = lowest penalty; ties go to the earlier (more basic) check.
         worst = min(categories, key=lambda c: penalties[c])
-        reward = sum(penalties.values()) if self.config.stack_penalties else penalties[worst]
+        reward = penalties[worst]
         fields.update(success=False, error=worst, errors=",".join(categories))
         feedback = failure_feedback([reason for _, _, reason in failures])
         return Verdict(reward=float(reward), success=False, feedback=feedback, fields=fields)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 FACE_CARD_RULES = ("ten", "ordinal")
 SUIT_COLORS = ("black", "red", "mixed")
 OBSERVATION_MODES = ("text", "image")
-SPLITS = ("train", "eval")
+SPLITS = ("train", "validation", "eval", "all")
 TARGET_MODES = ("fixed", "one_op")
 
 MIN_CARDS = 2
@@ -84,9 +84,21 @@ def _reject_unknown(prefix: str, cls: type, data: dict[str, Any]) -> None:
         raise ValueError(f"{prefix}: unknown field(s) {unknown}; allowed: {sorted(known)}")
 
 
+REMOVED_FIELDS: dict[str, str] = {
+    "stack_penalties": "it claimed the study's stacked penalties but did not reproduce them on "
+    "the same inputs; delete the field (a failed answer gets its most severe penalty)",
+}
+
+
 @dataclass(frozen=True)
 class GeneralPointsConfig:
-    """Everything that defines one GeneralPoints variant (hands, rule, rendering, rewards)."""
+    """Everything that defines one GeneralPoints variant (hands, rule, rendering, rewards).
+
+    A failed answer gets the single most severe penalty among its failed checks (the study's
+    code adds them up; this is an intended difference: an answer with more faults never
+    scores above one with a subset of them)."""
+
+    REMOVED_FIELDS: ClassVar[dict[str, str]] = REMOVED_FIELDS
 
     num_cards: int = 4
     """Cards per hand. The paper uses 4; the CPU-scale demo uses 2 with target_mode="one_op"."""
@@ -109,13 +121,15 @@ class GeneralPointsConfig:
     """Verification budget: attempts per episode (the paper's VIter). 1 means single-turn."""
     rewards: RewardTable = field(default_factory=RewardTable)
     """Reward table; see RewardTable."""
-    stack_penalties: bool = False
-    """False: a failed response gets the single most severe penalty among the failed checks.
-    True: the penalties of all failed checks are summed (the reference code's behaviour)."""
     split: str = "train"
-    """Which side of the held-out split to deal from: "train" or "eval"."""
+    """Which part of the hands to deal from: "train"; "validation" (held out from training and
+    from every evaluation suite: tune learning rates and the warm start here); "eval" (held
+    out for the in-distribution suite); or "all" (every eligible hand: a rule never trained,
+    such as the OOD rule, needs no split)."""
     heldout_fraction: float = 0.2
     """Share of the distinct number multisets (see envs.generalpoints.deal) held out for eval."""
+    validation_fraction: float = 0.15
+    """Share of the distinct number multisets held out for validation (after eval's share)."""
     split_seed: int = 0
     """Seed of the train/eval split; the split is a pure function of it and the task fields."""
     ood_face_cards_only: bool = True
@@ -136,13 +150,21 @@ class GeneralPointsConfig:
         _check_int("viter", self.viter, 1, 1000)
         if not isinstance(self.rewards, RewardTable):
             raise ValueError(f"rewards: {self.rewards!r} is not a RewardTable")
-        _check_bool("stack_penalties", self.stack_penalties)
         _check_choice("split", self.split, SPLITS)
         frac = self.heldout_fraction
         if isinstance(frac, bool) or not isinstance(frac, int | float) or not 0 <= frac < 1:
             raise ValueError(f"heldout_fraction: {frac!r} is not a number in [0, 1)")
         if self.split == "eval" and frac == 0:
             raise ValueError("heldout_fraction: 0 leaves nothing to deal for split='eval'")
+        vfrac = self.validation_fraction
+        if isinstance(vfrac, bool) or not isinstance(vfrac, int | float) or not 0 <= vfrac < 1:
+            raise ValueError(f"validation_fraction: {vfrac!r} is not a number in [0, 1)")
+        if frac + vfrac >= 1:
+            raise ValueError(
+                f"validation_fraction: {vfrac} + heldout_fraction {frac} leaves nothing to train on"
+            )
+        if self.split == "validation" and vfrac == 0:
+            raise ValueError("validation_fraction: 0 leaves nothing to deal for split='validation'")
         _check_int("split_seed", self.split_seed, 0, None)
         _check_bool("ood_face_cards_only", self.ood_face_cards_only)
         _check_int("image_size", self.image_size, 64, 2048)
@@ -154,6 +176,8 @@ class GeneralPointsConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GeneralPointsConfig:
         """Build from a plain dict (e.g. parsed YAML); unknown keys are an error, not ignored."""
+        for key in set(data) & set(REMOVED_FIELDS):
+            raise ValueError(f"{key}: removed: {REMOVED_FIELDS[key]}")
         _reject_unknown("GeneralPointsConfig", cls, data)
         data = dict(data)
         if isinstance(data.get("rewards"), dict):

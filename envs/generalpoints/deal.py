@@ -9,7 +9,12 @@ and numbers coincide.
 Split recipe (pure function of the config, stable across runs and machines): enumerate every
 number multiset eligible for the variant (solvable for a fixed target; with a face card under
 the ordinal rule when `ood_face_cards_only`), sort them, shuffle with `random.Random(split_seed)`
-and hold out the first round(heldout_fraction * n) (at least 1 when the fraction is > 0).
+and hold out the first round(heldout_fraction * n) for eval (at least 1 when the fraction is
+> 0), the next round(validation_fraction * n) for validation; the rest is train. Split "all"
+deals every eligible multiset (a rule that is never trained needs no held-out side).
+
+Evaluation suites (``distinct_tasks``) play every distinct prompt of their split once: every
+ordering of every eligible hand, with every target the variant can set for it.
 
 Hand distribution: ranks are drawn i.i.d. uniform over the 13 ranks (an endless shoe, so a
 black-suit hand may still hold three 7s), conditioned on the hand being eligible and on the
@@ -60,8 +65,9 @@ def _split_keys(
     rule: str,
     face_only: bool,
     heldout_fraction: float,
+    validation_fraction: float,
     split_seed: int,
-) -> tuple[frozenset[NumberKey], frozenset[NumberKey]]:
+) -> tuple[frozenset[NumberKey], frozenset[NumberKey], frozenset[NumberKey]]:
     keys = {
         number_key(ranks, rule)
         for ranks in itertools.combinations_with_replacement(RANKS, num_cards)
@@ -71,11 +77,26 @@ def _split_keys(
     n_eval = round(heldout_fraction * len(eligible))
     if heldout_fraction > 0:
         n_eval = max(n_eval, 1)
-    return frozenset(eligible[n_eval:]), frozenset(eligible[:n_eval])
+    n_val = round(validation_fraction * len(eligible))
+    if validation_fraction > 0:
+        n_val = max(n_val, 1)
+    return (
+        frozenset(eligible[n_eval + n_val :]),
+        frozenset(eligible[n_eval : n_eval + n_val]),
+        frozenset(eligible[:n_eval]),
+    )
 
 
 def split_keys(config: GeneralPointsConfig) -> tuple[frozenset[NumberKey], frozenset[NumberKey]]:
     """(train, eval) sets of number multisets for this variant; disjoint, deterministic."""
+    train, _, held_out = split_sets(config)
+    return train, held_out
+
+
+def split_sets(
+    config: GeneralPointsConfig,
+) -> tuple[frozenset[NumberKey], frozenset[NumberKey], frozenset[NumberKey]]:
+    """(train, validation, eval) sets of number multisets; disjoint, deterministic."""
     return _split_keys(
         config.num_cards,
         config.target,
@@ -83,8 +104,17 @@ def split_keys(config: GeneralPointsConfig) -> tuple[frozenset[NumberKey], froze
         config.face_card_rule,
         config.ood_face_cards_only,
         float(config.heldout_fraction),
+        float(config.validation_fraction),
         config.split_seed,
     )
+
+
+def split_of(config: GeneralPointsConfig) -> frozenset[NumberKey]:
+    """The number multisets config.split deals from."""
+    train, validation, held_out = split_sets(config)
+    if config.split == "all":
+        return train | validation | held_out
+    return {"train": train, "validation": validation, "eval": held_out}[config.split]
 
 
 def _multinomial_weight(ranks: RankMultiset) -> int:
@@ -110,9 +140,7 @@ def _hand_table(
 
 def eligible_hands(config: GeneralPointsConfig) -> tuple[tuple[RankMultiset, ...], np.ndarray]:
     """Rank multisets dealable for config.split and their probabilities (sorted, cached)."""
-    train, held_out = split_keys(config)
-    keys = held_out if config.split == "eval" else train
-    hands, probs = _hand_table(config.num_cards, config.face_card_rule, keys)
+    hands, probs = _hand_table(config.num_cards, config.face_card_rule, split_of(config))
     if not hands:
         raise ValueError(
             f"split: no dealable hands for split={config.split!r} with num_cards="
@@ -152,12 +180,56 @@ def deal_task(config: GeneralPointsConfig, rng: np.random.Generator) -> GeneralP
     return task
 
 
-def eval_tasks(config: GeneralPointsConfig, n: int, seed: int = 0) -> list[GeneralPointsTask]:
-    """n held-out tasks (split forced to "eval"), the same list for the same (config, n, seed).
+def one_op_targets(numbers: tuple[int, ...]) -> set[int]:
+    """Every target ``one_op_target`` can set for these numbers (all fold orders and ops)."""
+    out: set[int] = set()
+    for order in set(itertools.permutations(numbers)):
+        accs = {order[0]}
+        for x in order[1:]:
+            nxt = set()
+            for acc in accs:
+                nxt |= {acc + x, acc * x, abs(acc - x)}
+                if x and acc % x == 0:
+                    nxt.add(acc // x)
+                elif acc and x % acc == 0:
+                    nxt.add(x // acc)
+            accs = nxt
+        out |= accs
+    return out
 
-    Drawn i.i.d. from the eval distribution, so hands may repeat when n exceeds the number of
-    held-out hands (as an evaluation of n episodes over a small held-out set must).
+
+def distinct_tasks(
+    config: GeneralPointsConfig, limit: int | None = None, seed: int = 0
+) -> list[GeneralPointsTask]:
+    """Every distinct prompt of config.split once: each ordering of each dealable hand, with
+    each target the variant can set (the fixed target, or every one_op target), in a stable
+    order. Suits: the first suit of the suit colour in text mode (the prompt does not show
+    them), a seeded draw per prompt in image mode. More than ``limit`` prompts: a seeded sample
+    of ``limit``, kept in the stable order. The same list for the same (config, limit, seed).
     """
+    hands, _ = eligible_hands(config)
+    rule, suits = config.face_card_rule, SUITS_BY_COLOR[config.suit_color]
+    rng = random.Random(seed)
+    tasks = []
+    for hand in hands:
+        for ranks in sorted(set(itertools.permutations(hand))):
+            numbers = tuple(rank_value(r, rule) for r in ranks)
+            fixed = config.target_mode == "fixed"
+            for target in [config.target] if fixed else sorted(one_op_targets(numbers)):
+                if config.observation_mode == "image":
+                    cards = tuple(Card(r, suits[rng.randrange(len(suits))]) for r in ranks)
+                else:
+                    cards = tuple(Card(r, suits[0]) for r in ranks)
+                tasks.append(GeneralPointsTask(cards=cards, target=target, face_card_rule=rule))
+    if limit is not None and len(tasks) > limit:
+        keep = sorted(random.Random(seed).sample(range(len(tasks)), limit))
+        tasks = [tasks[i] for i in keep]
+    return tasks
+
+
+def eval_tasks(config: GeneralPointsConfig, n: int, seed: int = 0) -> list[GeneralPointsTask]:
+    """n tasks drawn i.i.d. from the eval split (split forced to "eval"), the same list for the
+    same (config, n, seed); hands may repeat. Evaluation suites use ``distinct_tasks``."""
     eval_config = replace(config, split="eval")
     rng = np.random.default_rng(seed)
     return [deal_task(eval_config, rng) for _ in range(n)]

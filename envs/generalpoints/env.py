@@ -5,9 +5,9 @@ one model attempt, scored by `GeneralPointsVerifier` (the same function evaluati
 success the episode terminates; on failure the verifier's feedback ("You failed this trial
 because ...") is the next user turn; after `viter` failed attempts the episode is truncated
 and the last turn's reward also gets `rewards.budget_exceeded` (-1 by default) *added*: it is
-an episode-level event, separate from the per-response penalties that `stack_penalties`
-governs. The budget is part of the task, so learners should treat truncation as terminal
-(no bootstrapping from the final observation).
+an episode-level event, separate from the per-response penalties. The budget is part of the
+task, so learners should treat truncation as terminal (no bootstrapping from the final
+observation).
 
 Spaces: observation Dict(text=Text) in text mode, plus image=Box(uint8, HxWx3) in image mode
 (the same table image on every turn; a chat template attaches it to the first turn only).

@@ -1,8 +1,9 @@
 """The controller end to end on an embedded cluster (`veriray demo --quick`, the README's quick
 mode): base eval -> SFT warm start -> PPO with weight sync -> SFT arm at the PPO arm's compute
 -> report; `veriray scale` changes the rollout workers of the running job; `--resume`
-continues from the last checkpoint; `--seeds` repeats and aggregates; the VL variant runs the
-image path through every stage; a bad config fails before anything starts."""
+continues from the last checkpoint; `--seeds` runs each seed's arms from one shared warm start
+and reports the primary endpoint; the VL variant runs the image path through every stage; a
+bad config fails before anything starts."""
 
 from __future__ import annotations
 
@@ -135,23 +136,41 @@ def test_resume_continues_from_the_last_checkpoint(first_run) -> None:
     assert state["policy_version"] == 3
 
 
-def test_seeds_repeat_the_study_and_aggregate(tmp_path: Path) -> None:
+def test_seeds_share_one_warm_start_and_report_the_primary_endpoint(tmp_path: Path) -> None:
     args = _run_args(tmp_path, "rl.updates=1", "sft.examples=16", "--seeds", "2")
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "report over 2 seeds:" in result.stdout
-    runs = [tmp_path / "quick-seed0", tmp_path / "quick-seed1"]
-    for run in runs:
-        assert (run / "report.json").is_file()
-    # Each seed deals its own SFT examples (the held-out evaluation episodes stay pinned).
-    data = [(run / "sft" / "sft_data.parquet").read_bytes() for run in runs]
-    assert data[0] != data[1]
-    summary = json.loads((tmp_path / "quick-seeds" / "seeds.json").read_text())
-    assert summary["seeds"] == 2
-    gains = summary["gains"]["rl"]["ood_rule"]["success"]
-    assert len(gains["per_seed"]) == 2
-    assert gains["delta"] == pytest.approx(sum(gains["per_seed"]) / 2)
-    assert (tmp_path / "quick-seeds" / "seeds.md").read_text().startswith("# quick: 2 seeds")
+    run = tmp_path / "quick"
+    points = [json.loads(line) for line in (run / "eval_points.jsonl").read_text().splitlines()]
+    # One base and one init evaluation; then each seed's RL and SFT arms from that init.
+    assert [(p["stage"], p["seed"]) for p in points] == [
+        ("base", None),
+        ("init", None),
+        ("rl", 0),
+        ("sft", 0),
+        ("rl", 1),
+        ("sft", 1),
+    ]
+    init = points[1]
+    for p in points[2:]:  # every arm starts from the warm start's compute
+        assert p["compute"]["train_tokens"] > init["compute"]["train_tokens"]
+    assert sorted(d.name for d in (run / "seed-0" / "checkpoints").iterdir()) == ["update-000001"]
+    assert (run / "seed-1" / "checkpoints" / "update-000001").is_dir()
+    assert not (run / "seed-0" / "sft").exists()  # one warm start, in the run folder
+    # The same prompts at every point (paired comparisons), each seed scored on them.
+    ids = {tuple(p["suites"]["ood_rule"]["outcomes"]["ids"]) for p in points}
+    assert len(ids) == 1
+    report = json.loads((run / "report.json").read_text())
+    endpoint = report["primary_endpoint"]
+    assert endpoint["suite"] == "ood_rule" and endpoint["seeds"] == 2
+    assert [s["seed"] for s in endpoint["per_seed"]] == [0, 1]
+    assert len(endpoint["ci95"]) == 2
+    mean = sum(s["difference"] for s in endpoint["per_seed"]) / 2
+    assert endpoint["difference"] == pytest.approx(mean)
+    assert report["suites"]["ood_rule"]["distinct_prompts"] == len(next(iter(ids)))
+    assert "Primary endpoint" in (run / "report.md").read_text().split("##")[1]
+    with Image.open(run / "arms.png") as img:
+        assert img.format == "PNG"
 
 
 def test_vl_variant_runs_the_image_path_through_every_stage(tmp_path: Path) -> None:

@@ -23,7 +23,6 @@ def test_defaults_are_the_papers():
         r.wrong_cards,
         r.budget_exceeded,
     ) == (5, -1, -2, -3, -1.5, -1)
-    assert cfg.stack_penalties is False
 
 
 @pytest.mark.parametrize(
@@ -33,12 +32,12 @@ def test_defaults_are_the_papers():
         ("suit_color", "green", "suit_color: 'green' is not one of ['black', 'red', 'mixed']"),
         ("observation_mode", "audio", "observation_mode: 'audio' is not one of"),
         ("target_mode", "two_op", "target_mode: 'two_op' is not one of ['fixed', 'one_op']"),
-        ("split", "test", "split: 'test' is not one of ['train', 'eval']"),
+        ("split", "test", "split: 'test' is not one of ['train', 'validation', 'eval', 'all']"),
+        ("validation_fraction", 0.9, "validation_fraction: 0.9 + heldout_fraction"),
         ("num_cards", 9, "num_cards: 9 is not in [2, 5]"),
         ("num_cards", True, "num_cards: True is not an integer"),
         ("viter", 0, "viter: 0 is not in"),
         ("heldout_fraction", 1.0, "heldout_fraction:"),
-        ("stack_penalties", "yes", "stack_penalties:"),
         ("image_size", 10, "image_size:"),
     ],
 )

@@ -10,20 +10,50 @@ from envs.generalpoints.config import GeneralPointsConfig
 from envs.generalpoints.deal import (
     _split_keys,
     deal_task,
+    distinct_tasks,
     eligible_hands,
     eval_tasks,
     number_key,
+    one_op_target,
+    one_op_targets,
     split_keys,
+    split_sets,
 )
 from envs.generalpoints.solver import is_solvable, solve
 
 
 def test_split_is_disjoint_complete_and_sized():
     cfg = GeneralPointsConfig()
-    train, held_out = split_keys(cfg)
-    assert not train & held_out
-    assert len(train) + len(held_out) == 566
+    train, validation, held_out = split_sets(cfg)
+    assert not train & held_out and not train & validation and not validation & held_out
+    assert len(train) + len(validation) + len(held_out) == 566
     assert len(held_out) == round(0.2 * 566)
+    assert len(validation) == round(0.15 * 566)
+    assert split_keys(cfg) == (train, held_out)
+
+
+def test_distinct_tasks_play_every_prompt_once():
+    cfg = GeneralPointsConfig(num_cards=2, target_mode="one_op")
+    ood = distinct_tasks(replace(cfg, split="all", face_card_rule="ordinal"))
+    keys = [(t.ranks, t.target) for t in ood]
+    assert len(keys) == len(set(keys)) == 218  # every face-card hand, each order and target
+    assert all({"J", "Q", "K"} & set(t.ranks) for t in ood)
+    # K, 3 under the ordinal rule: 13 + 3, 13 * 3 and 13 - 3 (no exact division)
+    assert sorted(t.target for t in ood if t.ranks == ("K", "3")) == [10, 16, 39]
+    ids = distinct_tasks(replace(cfg, split="eval"))
+    assert all(number_key(t.ranks, "ten") in split_keys(cfg)[1] for t in ids)
+    val = distinct_tasks(replace(cfg, split="validation"))
+    assert not {(t.ranks, t.target) for t in val} & {(t.ranks, t.target) for t in ids}
+    capped = distinct_tasks(replace(cfg, split="eval"), limit=30, seed=1)
+    assert len(capped) == 30 and capped == distinct_tasks(replace(cfg, split="eval"), 30, seed=1)
+    assert set(map(str, capped)) <= set(map(str, ids))
+
+
+def test_one_op_targets_are_exactly_what_the_dealer_can_set():
+    rng = np.random.default_rng(0)
+    for numbers in ((10, 3), (6, 2, 3), (12, 4)):
+        drawn = {one_op_target(list(numbers), rng) for _ in range(3000)}
+        assert drawn == one_op_targets(numbers)
 
 
 def test_split_is_deterministic_and_depends_on_seed():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from envs.generalpoints.config import GeneralPointsConfig
 from evaluation.config import EvaluationConfig
 from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator, load_records, with_budget
 from evaluation.flops import ComputeMeter
+from evaluation.samples import load_samples
 from tests.unit.evaluation.episodes import NavFleet
 
 TASK = config_dict(GeneralPointsConfig(num_cards=2, target_mode="one_op", viter=2))
@@ -35,21 +37,45 @@ def test_run_records_a_point_on_the_training_compute_axis(fake_fleet, tmp_path) 
     # 9 turns of 14 tokens per suite go to eval_tokens, off the training axis
     assert meter.eval_tokens == 2 * 9 * 14 and meter.train_tokens == 500
     id_specs, ood_specs = fake_fleet.calls
-    assert all(s.config["split"] == "eval" for s in id_specs + ood_specs)
+    assert all(s.config["split"] == "eval" for s in id_specs)
+    # The OOD rule is never trained: its suite draws from every face-card hand, no split.
+    assert all(s.config["split"] == "all" for s in ood_specs)
     assert {s.config["face_card_rule"] for s in ood_specs} == {"ordinal"}
     assert all(s.episode_id.startswith("eval-init0-") for s in id_specs)
     assert all(k.startswith("timing/eval_") for k in point["timings"])
     assert load_records(tmp_path, POINTS_FILE) == [point]
 
 
-def test_every_point_plays_the_same_held_out_hands(fake_fleet, tmp_path) -> None:
+def test_every_point_plays_the_same_distinct_prompts(fake_fleet, tmp_path) -> None:
     ev = make(fake_fleet, tmp_path, suites=["ood_rule"])
     ev.run("init", 0)
-    ev.run("rl", 5)
+    ev.run("rl", 5, seed=1)
     first, second = fake_fleet.calls
     assert [s.reset_options for s in first] == [s.reset_options for s in second]
-    assert [p["stage"] for p in ev.points] == ["init", "rl"]
+    states = [json.dumps(s.reset_options, sort_keys=True) for s in first]
+    assert len(set(states)) == len(states) == 6  # each prompt once (capped at episodes=6)
+    assert [(p["stage"], p["seed"]) for p in ev.points] == [("init", None), ("rl", 1)]
     assert ev.points[0]["train_gflops"] == 0.0 and ev.points[0]["compute"] is None
+    outcomes = [p["suites"]["ood_rule"]["outcomes"] for p in ev.points]
+    assert outcomes[0]["ids"] == outcomes[1]["ids"]  # paired: same ids, same order
+    assert outcomes[0]["success"] == [1, 0, 1, 0, 1, 0]
+    assert ev.points[0]["suites"]["ood_rule"]["distinct_prompts"] == 6
+    # What the model wrote, per turn, with the prompt text, for every point.
+    samples = load_samples(tmp_path).to_pylist()
+    assert {(r["stage"], r["seed"]) for r in samples} == {("init", None), ("rl", 1)}
+    assert len(samples) == 2 * (3 * 1 + 3 * 2)
+    assert all("counts as" in r["prompt"] for r in samples)
+    ev.drop_stage("rl", seed=1)
+    assert {r["stage"] for r in load_samples(tmp_path).to_pylist()} == {"init"}
+
+
+def test_suite_sizes_without_a_cap(fake_fleet, tmp_path) -> None:
+    ev = Evaluator(fake_fleet, "generalpoints", TASK, EvaluationConfig(episodes=10_000), tmp_path)
+    point = ev.run("init", 0)
+    sizes = {name: m["distinct_prompts"] for name, m in point["suites"].items()}
+    # 2-card one_op: every held-out ID prompt, and every face-card hand under the OOD rule
+    assert sizes == {"in_distribution": 100, "ood_rule": 218}
+    assert "validation" not in point["suites"]  # tuning only, never in a report by default
 
 
 def test_viter_sweep_replaces_the_budget(fake_fleet, tmp_path) -> None:

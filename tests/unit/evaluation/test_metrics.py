@@ -72,3 +72,21 @@ def test_virl_step_accuracy_route_success_and_error_bars() -> None:
 def test_empty_suite_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least one episode"):
         suite_metrics([])
+
+
+def test_translation_reads_the_first_answers_number_field() -> None:
+    from evaluation.metrics import suite_metrics
+    from rollout.runner import EpisodeResult
+    from tests.unit.evaluation.episodes import turn
+
+    def ep(first_ok: bool | None, success: bool) -> EpisodeResult:
+        state = {"cards": [{"rank": "K", "suit": "S"}], "target": 3}
+        t = turn(success, {"number_field_ok": first_ok, "success": success}, state)
+        return EpisodeResult("gp", success, [t], {})
+
+    m = suite_metrics([ep(True, True), ep(False, True), ep(None, False), ep(True, False)])
+    assert (m["translation"]["successes"], m["translation"]["n"]) == (2, 4)
+    # success is the formula's alone: a wrong number field does not lower it
+    assert m["rate"] == 0.5
+    lo, hi = m["wilson95"]
+    assert lo < 0.5 < hi

@@ -121,7 +121,7 @@ def test_write_report_files(tmp_path: Path) -> None:
     for png in ("report.png", "curves.png", "gains.png", "recognition.png", "viter_sweep.png"):
         assert f"]({png})" in md
     assert "| in_distribution | 60.0% |" in md and "| sft | ood_visual | success |" in md
-    assert "## Verdict: change from the init" in md and "**rl** moved **ood_visual**" in md
+    assert "## Each stage against the init" in md and "**rl** moved **ood_visual**" in md
 
 
 def test_text_task_report_skips_empty_figures(tmp_path: Path) -> None:

@@ -40,7 +40,8 @@ IMAGE = GeneralPointsVerifier({"observation_mode": "image"})
         (TEXT, answer("8+3+8+3"), -1.0, "wrong_value"),
         (TEXT, answer("8*3"), -2.0, "wrong_numbers"),
         (TEXT, answer("8*3*8/8"), -2.0, "wrong_numbers"),  # right value, wrong numbers
-        (TEXT, answer("8/(3-8/3)", number=(10, 3, 8, 3)), -2.0, "wrong_numbers"),
+        # The study decides success by the formula alone: a wrong "number" field is no failure.
+        (TEXT, answer("8/(3-8/3)", number=(10, 3, 8, 3)), 5.0, "none"),
         (TEXT, answer("8^3"), -3.0, "illegal_formula"),
         (TEXT, answer("8/(3-3)+8"), -3.0, "illegal_formula"),
         (TEXT, "24", -3.0, "parse_error"),
@@ -60,18 +61,31 @@ def test_reward_table(verifier, response, reward, error):
     json.dumps(verdict.to_dict())  # JSON-able
 
 
-def test_penalties_do_not_stack_by_default_but_can():
+def test_the_most_severe_penalty_stands_alone():
     # Wrong cards (-1.5), wrong numbers (-2) and wrong value (-1) at once.
     bad = answer("8+3+8", cards=("K", "3", "8", "3"))
     verdict = IMAGE.verify(TASK, bad)
     assert verdict.fields["errors"] == "wrong_cards,wrong_numbers,wrong_value"
     assert verdict.reward == -2.0 and verdict.fields["error"] == "wrong_numbers"
-    stacking = GeneralPointsVerifier({"observation_mode": "image", "stack_penalties": True})
-    assert stacking.verify(TASK, bad).reward == -4.5
-    # Illegal formula and wrong cards: -3 alone, -4.5 stacked.
-    illegal = answer("8**3", cards=None)
-    assert IMAGE.verify(TASK, illegal).reward == -3.0
-    assert stacking.verify(TASK, illegal).reward == -4.5
+    # Illegal formula and wrong cards: -3.
+    assert IMAGE.verify(TASK, answer("8**3", cards=None)).reward == -3.0
+
+
+def test_number_field_is_translation_not_success():
+    right = TEXT.verify(TASK, answer("8/(3-8/3)"))
+    assert right.fields["number_field_ok"] is True
+    wrong = TEXT.verify(TASK, answer("8/(3-8/3)", number=(10, 3, 8, 3)))
+    assert wrong.success and wrong.feedback == "" and wrong.fields["number_field_ok"] is False
+    assert TEXT.verify(TASK, answer("8/(3-8/3)", number=None)).fields["number_field_ok"] is None
+    # On a failed formula the wrong number field is named in the feedback, at no cost.
+    failed = TEXT.verify(TASK, answer("8+3+8+3", number=(10, 3, 8, 3)))
+    assert failed.reward == -1.0 and failed.fields["error"] == "wrong_value"
+    assert '"number" field' in failed.feedback
+
+
+def test_stack_penalties_is_removed_with_a_clear_error():
+    with pytest.raises(ValueError, match=r"stack_penalties: removed: .*did not reproduce"):
+        GeneralPointsConfig.from_dict({"stack_penalties": True})
 
 
 def test_more_faults_never_score_higher_without_stacking():

@@ -1,0 +1,204 @@
+"""The two arms of the study, each run once per training seed from the shared SFT warm start.
+
+- ``rl_arm``: PPO (or GRPO) from the warm start: generate -> train -> publish weights ->
+  evaluate every K updates -> checkpoint. A fresh learner group, so a fresh optimizer.
+- ``sft_arm``: continued SFT from the same warm-start weights, with a fresh optimizer, trained
+  until its compute reaches each of the RL arm's evaluation points (the study's equal-FLOPs
+  comparison) and evaluated there, on the same prompts.
+
+Both take the arm's config (``ExperimentConfig.arm_config(seed)``) and write into the seed's
+folder (``ExperimentConfig.arm_dir(seed)``). Components never reference the controller: these
+functions wire one arm from the fleet, a learner group, the buffer and the evaluator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import ray
+from tqdm import tqdm
+
+from cluster.config import ExperimentConfig
+from cluster.stages import rl_specs, save_rl_checkpoint
+from evaluation.flops import ComputeMeter, turn_tokens
+
+# Version tags of SFT-arm weights on the engines, far from the RL policy versions (0, 1, ...).
+SFT_ARM_VERSION_BASE = 1_000_000
+
+
+class StageTimer(dict):
+    """Seconds per named stage, as ``timing/<stage>`` metrics."""
+
+    @contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        yield
+        self[f"timing/{stage}"] = round(time.perf_counter() - start, 3)
+
+
+def stage_learner(learner: Any, lr: float | None) -> Any:
+    """The learner config of a stage: the shared one, with the stage's learning rate."""
+    return learner if lr is None else dataclasses.replace(learner, lr=lr)
+
+
+def rl_arm(
+    cfg: ExperimentConfig,
+    fleet: Any,
+    ev: Any,
+    meter: ComputeMeter,
+    log: Any,
+    control: Any,
+    init_path: str,
+    checkpoint: Path | None,
+) -> dict[str, float]:
+    """RL from ``init_path`` for ``cfg``'s training seed; returns the last update's timings."""
+    from learner.group import LearnerGroup
+    from learner.weight_sync import make_transport
+    from rollout.buffer import make_buffer_actor
+
+    seed, arm_dir = cfg.seed, cfg.arm_dir(cfg.seed)
+    group = LearnerGroup(stage_learner(cfg.learner, cfg.rl.lr), init_path, cfg.placement)
+    start = 0
+    if checkpoint is not None:
+        group.load_checkpoint(str(checkpoint))
+        meter = ComputeMeter.load(checkpoint)
+        start = int(checkpoint.name.split("-")[1])
+    buffer = make_buffer_actor(cfg.buffer, arm_dir)
+    transport = make_transport(cfg.rollout, group, fleet, f"{cfg.name}-s{seed}")
+    transport.sync(group.policy_version())
+    image_dir = str(cfg.run_dir / "images")
+    desired = lambda: ray.get(control.get_workers.remote())  # noqa: E731 (polled by the fleet)
+
+    def play(u: int) -> tuple[list[Any], float]:  # episodes + the generation's own seconds
+        t0 = time.perf_counter()
+        return fleet.play(rl_specs(cfg, u), buffer, desired), time.perf_counter() - t0
+
+    pool = ThreadPoolExecutor(max_workers=1)  # async mode: the next batch plays while training
+    pending = pool.submit(play, start)
+    step_t = StageTimer()
+    try:
+        for update in tqdm(
+            range(start, cfg.rl.updates),
+            desc=f"rl (seed {seed})",
+            unit="update",
+            initial=start,
+            total=cfg.rl.updates,
+        ):
+            u, step_t, it0 = update + 1, StageTimer(), time.perf_counter()
+            with step_t("rollout"):  # waiting for the batch (overlaps training when async)
+                episodes, play_s = pending.result()
+            step_t["timing/rollout_play"] = round(play_s, 3)
+            if cfg.rl.mode == "async" and u < cfg.rl.updates:
+                pending = pool.submit(play, u)
+            with step_t("train"):
+                m = group.train_from_buffer(
+                    buffer, len(episodes), cfg.rl.consume_timeout_s, image_dir
+                )
+            meter.add_inference_tokens(sum(turn_tokens(e.turns) for e in episodes))
+            meter.add_training_tokens(int(m.get("learner/tokens", 0)))
+            meter.add_forward_tokens(int(m.get("learner/forward_tokens", 0)))
+            with step_t("weight_sync"):
+                m |= transport.sync(group.policy_version())
+            if cfg.rl.mode == "on_policy" and u < cfg.rl.updates:
+                pending = pool.submit(play, u)
+            m |= rollout_summary(episodes) | fleet.stats() | ray.get(buffer.stats.remote())
+            if ev.cfg.due(u, last=u == cfg.rl.updates):
+                with step_t("eval"):
+                    m |= ev.log_metrics(ev.run("rl", u, meter, seed=seed))
+            every = cfg.rl.checkpoint_every
+            if u == cfg.rl.updates or (every and u % every == 0):
+                with step_t("checkpoint"):
+                    save_rl_checkpoint(group, meter, arm_dir, u)
+            m |= dict(step_t) | {"perf/train_gflops": meter.total_gflops}
+            m["timing/iteration"] = round(time.perf_counter() - it0, 3)
+            log.log(u, {f"seed{seed}/{k}" if cfg.study.seeds > 1 else k: v for k, v in m.items()})
+            status = {"stage": "rl", "seed": seed, "update": u, "of": cfg.rl.updates}
+            control.set_status.remote(status)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        transport.close()
+        group.shutdown()
+        ray.kill(buffer)
+    return {f"timing/rl_{k.split('/')[1]}": v for k, v in step_t.items()}
+
+
+def sft_arm(
+    cfg: ExperimentConfig, fleet: Any, ev: Any, meter: ComputeMeter, log: Any, rows: list[Any]
+) -> None:
+    """Continued SFT from the warm start for ``cfg``'s training seed: the SFT curve.
+
+    Starts from the warm start's weights with a FRESH optimizer (as the RL arm does) and goes
+    over the warm start's expert rows again, each pass in an order drawn from the seed.
+    branch_compute 'match_rl': train until the meter reaches each of this seed's RL evaluation
+    points and evaluate there. 'steps': sft.branch_steps steps, evaluated every
+    evaluation.every_k_updates steps.
+    """
+    from learner.group import LearnerGroup
+
+    seed, warm_dir = cfg.seed, cfg.run_dir / "sft" / "hf"
+    if cfg.sft.warm_start_from:
+        warm_dir = Path(cfg.sft.warm_start_from) / "sft" / "hf"
+    match = cfg.sft.branch_compute == "match_rl"
+    rl_points = [p for p in ev.points if p["stage"] == "rl" and p.get("seed") == seed]
+    pending = sorted(p["train_gflops"] for p in rl_points)
+    every = max(1, ev.cfg.every_k_updates or cfg.sft.branch_steps)
+    if not (pending if match else cfg.sft.branch_steps):
+        return
+    arm_dir = cfg.arm_dir(seed) / "sft-arm"
+    lr = cfg.sft.arm_lr if cfg.sft.arm_lr is not None else cfg.sft.lr
+    group = LearnerGroup(stage_learner(cfg.learner, lr), warm_dir, cfg.placement)
+    ev.drop_stage("sft", seed)  # a resumed run replays the whole arm from the warm start
+    order = _pass_order(len(rows), random.Random(seed))
+    per_step, step = group.cfg.rows_per_step, 0
+    total = None if match else cfg.sft.branch_steps
+    bar = tqdm(desc=f"sft arm (seed {seed})", unit="step", total=total)
+    try:
+        while pending if match else step < cfg.sft.branch_steps:
+            step += 1
+            batch = [rows[next(order)] for _ in range(per_step)]
+            metrics = group.sft_step(batch, str(cfg.run_dir / "images"))
+            meter.add_training_tokens(int(metrics.get("learner/tokens", 0)))
+            if match:
+                reached = [g for g in pending if meter.total_gflops >= g]
+                pending, due = pending[len(reached) :], bool(reached)
+            else:
+                due = step % every == 0 or step == cfg.sft.branch_steps
+            if due:
+                folder = arm_dir / f"step-{step:06d}"
+                group.export_policy(str(folder))
+                fleet.load_weights(SFT_ARM_VERSION_BASE + step, str(folder))
+                metrics |= ev.log_metrics(ev.run("sft", step, meter, seed=seed))
+            prefix = f"seed{seed}/sft_arm" if cfg.study.seeds > 1 else "sft_arm"
+            log.log(step, {f"{prefix}/{k}": v for k, v in metrics.items()})
+            bar.update(1)
+            bar.set_postfix(gflops=f"{meter.total_gflops:.0f}")
+    finally:
+        bar.close()
+        group.shutdown()
+
+
+def _pass_order(n: int, rng: random.Random):
+    """Row indices pass after pass over ``n`` rows, each pass in a fresh order from ``rng``."""
+    while True:
+        order = list(range(n))
+        rng.shuffle(order)
+        yield from order
+
+
+def rollout_summary(episodes: list[Any]) -> dict[str, float]:
+    n = max(1, len(episodes))
+    return {
+        "rollout/episode_reward_mean": sum(e.total_reward for e in episodes) / n,
+        "rollout/success_rate": sum(e.success for e in episodes) / n,
+        "rollout/turns_mean": sum(len(e.turns) for e in episodes) / n,
+        "rollout/episodes_delta": float(len(episodes)),
+        "rollout/tokens_delta": float(
+            sum(len(t.response_token_ids) for e in episodes for t in e.turns)
+        ),
+    }
