@@ -1,6 +1,11 @@
 """The text of V-IRL user turns: the opening prompt, observations, and follow-up turns.
 
 All text is ASCII so it fits the environment's Text observation space.
+
+Layout of the opening turn: what every route shares comes first (the task, the action space,
+the observation and output formats), what belongs to this route comes last (its instructions,
+then the current observation), so the rollout engines' prefix cache and the learner's
+shared-prefix training compute the shared part once.
 """
 
 from __future__ import annotations
@@ -89,14 +94,15 @@ def observation_text(route: Route, step: OracleStep, mode: str) -> str:
 
 
 def first_prompt(route: Route, step: OracleStep, action_space: str, mode: str, tries: int) -> str:
-    """The opening user turn: task, instructions, action space, formats and the observation."""
+    """The opening user turn: task, action space, formats, then the route's instructions and
+    the observation (shared first, route-specific last)."""
     return "\n\n".join(
         (
             _TASK.format(tries=tries),
-            f"[Instructions]\n{route.instruction_text}",
             action_space_text(action_space),
             _observation_format(mode),
             _OUTPUT,
+            f"[Instructions]\n{route.instruction_text}",
             observation_text(route, step, mode),
         )
     )

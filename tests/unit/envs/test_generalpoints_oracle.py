@@ -52,13 +52,12 @@ def test_prompt_states_rule_cards_target_and_format():
     text = initial_prompt(
         make_task(["K", "3", "7", "A"], target=24, face_card_rule="ordinal"), "text"
     )
-    assert "K, 3, 7, A" in text
+    assert text.endswith("Your cards: K, 3, 7, A.\nTarget: 24.")  # what varies comes last
     lines = text.splitlines()
     k_line = lines.index("- K counts as 13.")
     assert lines[k_line + 1 : k_line + 3] == ["- Q counts as 12.", "- J counts as 11."]
-    assert "exactly 24" in text
     assert '{"cards": [...], "number": [...], "formula": "..."}' in text
     assert text.isascii()
     ten = initial_prompt(make_task(["K", "3"]), "image")
     assert "J, Q and K each count as 10." in ten
-    assert "K, 3" not in ten and "image" in ten
+    assert "K, 3" not in ten and "image" in ten and ten.endswith("Target: 24.")
