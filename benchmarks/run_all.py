@@ -70,7 +70,7 @@ BENCHES = [
         "rollout",
         "benchmarks.bench_rollout",
         _a("--models tiny-lm smollm2-135m --episodes 96 --baseline-episodes tiny-lm=24 *=6"),
-        _a("--models tiny-lm --episodes 32 --baseline-episodes 2"),
+        _a("--models tiny-lm --episodes 32 --baseline-episodes 2 --layout-prompts 8"),
         900,
         480,
     ),

@@ -192,8 +192,15 @@ def _pass_order(n: int, rng: random.Random):
 
 
 def rollout_summary(episodes: list[Any]) -> dict[str, float]:
+    """Per-update rollout metrics, including what vLLM's prefix cache saved: the share of
+    prompt tokens it served and the prefill tokens actually computed per episode."""
     n = max(1, len(episodes))
+    turns = [t for e in episodes for t in e.turns]
+    prompt = sum(len(t.prompt_token_ids) for t in turns)
+    cached = sum(t.cached_prompt_tokens for t in turns)
     return {
+        "rollout/prefix_cache_hit_rate": cached / max(1, prompt),
+        "rollout/prefill_tokens_per_episode": (prompt - cached) / n,
         "rollout/episode_reward_mean": sum(e.total_reward for e in episodes) / n,
         "rollout/success_rate": sum(e.success for e in episodes) / n,
         "rollout/turns_mean": sum(len(e.turns) for e in episodes) / n,

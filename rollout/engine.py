@@ -46,6 +46,8 @@ class Generation:
     """"stop" (end of turn) or "length" (hit max_new_tokens)."""
     policy_version: int = 0
     """Version of the weights that produced it."""
+    cached_prompt_tokens: int = 0
+    """Prompt tokens served by the engine's prefix cache (vLLM's own count), not computed."""
 
 
 @dataclass
@@ -226,6 +228,7 @@ class VLLMEngine:
             text=comp.text,
             finish_reason=comp.finish_reason or "",
             policy_version=version,
+            cached_prompt_tokens=int(final.num_cached_tokens or 0),
         )
 
     async def load_weights(self, version: int, weights_dir: str) -> None:

@@ -166,6 +166,7 @@ class EpisodeRunner:
                         image_ref=image_ref if self.multimodal else None,
                         worker_id=self.worker_id,
                         created_at=time.time(),
+                        cached_prompt_tokens=gen.cached_prompt_tokens,
                     )
                 )
                 messages.append({"role": "assistant", "text": gen.text})

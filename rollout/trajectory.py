@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: cached_prompt_tokens
 
 
 @dataclass
@@ -60,6 +60,9 @@ class TurnRecord:
     """The whole episode succeeded (copied onto every turn for easy filtering)."""
     created_at: float = 0.0
     """Unix time the turn was generated."""
+    cached_prompt_tokens: int = 0
+    """Prompt tokens the engine's prefix cache served (not computed); prefill computed =
+    len(prompt_token_ids) - this. 0 for engines without a prefix cache."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Anything task-specific (stored as JSON)."""
 
@@ -84,6 +87,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "worker_id": pa.string(),
     "episode_success": pa.bool_(),
     "created_at": pa.float64(),
+    "cached_prompt_tokens": pa.int32(),
     "extra": pa.string(),
 }
 assert list(_ARROW_TYPES) == [f.name for f in fields(TurnRecord)], "schema and record drifted"

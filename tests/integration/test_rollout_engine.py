@@ -105,3 +105,38 @@ def test_hf_engine_loads_published_weights(perturbed_folder: Path) -> None:
     version, got, ref = asyncio.run(scenario())
     assert version == 3 and got[0].policy_version == 3
     _assert_same(got[0], ref[0], 1e-6)
+
+
+def test_vllm_reports_its_prefix_cache_hits() -> None:
+    """Two prompts that share a long prefix: the second is served partly from vLLM's prefix
+    cache, and the engine says how many tokens (its own count); a weight load empties it."""
+    path = prepare("tiny-lm")
+    tok = AutoTokenizer.from_pretrained(path)
+    shared = "Each card counts as a number. " * 40  # several KV-cache blocks
+    requests = [
+        GenerationRequest(
+            tok.apply_chat_template(
+                [{"role": "user", "content": shared + tail}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+        )
+        for tail in ("Your cards: 3, 8.", "Your cards: K, 2.")
+    ]
+
+    async def scenario():
+        engine = VLLMEngine(path, CFG, False)
+        try:
+            first = await engine.generate(requests[0], GREEDY)
+            second = await engine.generate(requests[1], GREEDY)
+            await engine.load_weights(1, str(path))
+            after_load = await engine.generate(requests[1], GREEDY)
+            return first, second, after_load
+        finally:
+            engine.shutdown()
+
+    first, second, after_load = asyncio.run(scenario())
+    assert first.cached_prompt_tokens == 0
+    assert 0 < second.cached_prompt_tokens < len(second.prompt_token_ids)
+    assert second.cached_prompt_tokens >= 0.5 * len(second.prompt_token_ids)
+    assert after_load.cached_prompt_tokens == 0  # cached prefixes of old weights are dropped
