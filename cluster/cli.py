@@ -276,10 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         action="append",
         default=[],
-        choices=["in_distribution", "ood_rule", "ood_visual"],
-        help="suite to play (repeat; default: all of the task's)",
+        choices=["in_distribution", "ood_rule", "ood_visual", "validation"],
+        help="suite to play (repeat; default: all of the task's but validation, for tuning)",
     )
-    ev.add_argument("--episodes", type=int, default=None, help="episodes per suite")
+    ev.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="cap on distinct prompts per suite (each played once; more: a fixed seeded sample)",
+    )
     ev.add_argument(
         "--viter-sweep",
         type=int,

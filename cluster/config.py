@@ -62,8 +62,10 @@ class ExperimentConfig:
     """Global seed (task dealing, sampling, init)."""
     output_dir: str = "runs"
     """Folder for run outputs (reports, checkpoints, trajectories)."""
-    episodes: int = 32
-    """Held-out episodes per evaluation suite, unless evaluation.episodes sets it."""
+    episodes: int = 400
+    """Cap on distinct held-out prompts per evaluation suite, unless evaluation.episodes sets
+    it: each prompt is played once; a suite with more plays a fixed seeded sample of this many
+    (at least ~300 keeps a suite's Wilson interval within about +-6 points)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """The policy model."""
     task: TaskConfig = field(default_factory=TaskConfig)

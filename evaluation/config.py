@@ -24,7 +24,7 @@ class EvaluationConfig:
     prompts once (greedy by default), the same prompts at every point, so comparisons are
     paired; a suite with more prompts than the cap plays a fixed seeded sample of that many.
     (The study: GP 234, V-IRL 48; VLN mini has only 18 routes.) None = the experiment's
-    top-level `episodes`."""
+    top-level `episodes` (an Evaluator given None plays every distinct prompt)."""
     seed: int = 0
     """Seed of a capped suite's sample and of image-mode suits (V-IRL's held-out routes are
     fixed by the task's split seeds). Independent of the experiment's seed: every point of a

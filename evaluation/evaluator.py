@@ -50,6 +50,7 @@ class SuitePrompts:
     options: list[dict[str, Any]]  # env.reset options
     ids: list[str]  # prompt_id of each
     texts: list[str]  # the first user turn of each
+    in_suite: int  # the suite's distinct prompts before the cap (= len(ids) when uncapped)
 
 
 class EpisodePlayer(Protocol):
@@ -78,8 +79,6 @@ class Evaluator:
     _prompts: dict[str, SuitePrompts] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.cfg.episodes is None:
-            raise ValueError("episodes: resolve it (EvaluationConfig.episodes) before evaluating")
         all_suites = family(self.family_name).suites(self.task_config)
         wanted = self.cfg.suites or [s for s in all_suites if s not in TUNING_SUITES]
         missing = [s for s in wanted if s not in all_suites]
@@ -101,13 +100,17 @@ class Evaluator:
         key = json.dumps(suite, sort_keys=True, default=str)
         if key not in self._prompts:
             fam = family(self.family_name)
-            options = fam.eval_reset_options(suite, self.cfg.episodes, self.cfg.seed)
+            # Every prompt first, so a capped suite still reports how many it samples from.
+            options = fam.eval_reset_options(suite, None, self.cfg.seed)
+            in_suite = len(options)
+            if self.cfg.episodes is not None and in_suite > self.cfg.episodes:
+                options = fam.eval_reset_options(suite, self.cfg.episodes, self.cfg.seed)
             ids = [prompt_id(o) for o in options]
             if len(set(ids)) != len(ids):
                 raise ValueError(f"suite {name}: the family returned the same prompt twice")
             env = fam.make_env(suite)
             texts = [str(env.reset(options=o)[0].get("text", "")) for o in options]
-            self._prompts[key] = SuitePrompts(options, ids, texts)
+            self._prompts[key] = SuitePrompts(options, ids, texts, in_suite)
         return self._prompts[key]
 
     def play_suite(self, tag: str, name: str, suite: dict[str, Any]) -> list[EpisodeResult]:
@@ -132,6 +135,7 @@ class Evaluator:
             prompts = self.suite_prompts(name, suite)
             metrics[name] = suite_metrics(episodes) | {
                 "distinct_prompts": len(prompts.ids),
+                "prompts_in_suite": prompts.in_suite,
                 "outcomes": {
                     "ids": prompts.ids,
                     "success": [int(e.success) for e in episodes],

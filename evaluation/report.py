@@ -124,6 +124,9 @@ def build_report(
         "distinct_prompts": {
             name: m.get("distinct_prompts") for name, m in points[-1]["suites"].items()
         },
+        "prompts_in_suite": {
+            name: m.get("prompts_in_suite") for name, m in points[-1]["suites"].items()
+        },
         "suites": points[-1]["suites"],
         "points": points,
         "gains": gains_from_init(points),
@@ -259,13 +262,23 @@ def render_markdown(report: dict[str, Any], figures: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
+def _suite_size(suite: str, played: int | None, in_suite: int | None) -> str:
+    """'ood_rule 218', or 'in_distribution 400 (a seeded sample of 1,234)' when capped."""
+    if in_suite is not None and played is not None and in_suite > played:
+        return f"{suite} {played} (a seeded sample of {in_suite:,})"
+    return f"{suite} {played}"
+
+
 def _study_lines(report: dict[str, Any]) -> list[str]:
     """The verdict (primary endpoint first), the paired table per seed, and the secondary
     comparisons averaged over seeds."""
     endpoint = report.get("primary_endpoint") or {}
     if not endpoint.get("per_seed"):
         return []
-    sizes = ", ".join(f"{k} {v}" for k, v in report.get("distinct_prompts", {}).items())
+    sizes = ", ".join(
+        _suite_size(k, v, report.get("prompts_in_suite", {}).get(k))
+        for k, v in report.get("distinct_prompts", {}).items()
+    )
     lines = [
         "## Verdict",
         "",

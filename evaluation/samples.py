@@ -75,9 +75,7 @@ def append_samples(run_dir: str | Path, rows: list[dict[str, Any]]) -> Path:
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
     if path.is_file():
         table = pa.concat_tables([pq.read_table(path, schema=SCHEMA), table])
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)  # a crash mid-write never leaves half a file
+    _write(table, path)
     return path
 
 
@@ -91,8 +89,15 @@ def drop_samples(run_dir: str | Path, stage: str, seed: int | None) -> None:
         for r in pq.read_table(path, schema=SCHEMA).to_pylist()
         if not (r["stage"] == stage and (seed is None or r["seed"] == seed))
     ]
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), path)
+    _write(pa.Table.from_pylist(rows, schema=SCHEMA), path)
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)  # a crash mid-write never leaves half a file
 
 
 def load_samples(run_dir: str | Path) -> pa.Table:
+    """Every row the run's evaluation points wrote so far."""
     return pq.read_table(Path(run_dir) / SAMPLES_FILE, schema=SCHEMA)

@@ -35,7 +35,14 @@ def outcomes(point: dict[str, Any], suite: str, metric: str = "success") -> dict
     key = OUTCOME_METRICS.get(metric)
     if key is None:
         raise ValueError(f"metric {metric!r} has no per-prompt outcomes; use success/first_try")
-    return {pid: bool(v) for pid, v in zip(record["ids"], record[key], strict=True)}
+    ids = record["ids"]
+    if len(set(ids)) != len(ids):
+        # A repeated prompt would silently collapse in the pairing: refuse it instead.
+        raise ValueError(
+            f"point {point['stage']} step {point['step']}: suite {suite!r} "
+            "lists a prompt id twice; its outcomes cannot be paired"
+        )
+    return {pid: bool(v) for pid, v in zip(ids, record[key], strict=True)}
 
 
 def arm_points(points: list[dict[str, Any]], stage: str, seed: int | None) -> list[dict[str, Any]]:

@@ -53,7 +53,8 @@ class RewardTable:
     wrong_value: float = -1.0
     """A legal formula with the right numbers whose value is not the target."""
     wrong_numbers: float = -2.0
-    """The formula (or the "number" field) does not use each card's number exactly once."""
+    """The formula does not use each card's number exactly once (the "number" field never
+    decides success or reward: it feeds the translation metric and the feedback)."""
     illegal_formula: float = -3.0
     """No parsable answer, or a formula that is not + - * / over integers (or divides by 0)."""
     wrong_cards: float = -1.5

@@ -32,6 +32,7 @@ def _run_args(out: Path, *extra: str) -> list[str]:
         "episodes=4",
         "rl.episodes_per_update=8",
         "rl.checkpoint_every=1",
+        "study.seeds=1",  # quick.yaml runs 2 seeds; one is enough here (--seeds N overrides)
         f"output_dir={out}",
         f"ray.dashboard_port={free_port()}",
         *extra,

@@ -85,6 +85,16 @@ def test_dict_round_trip_and_unknown_keys():
         RewardTable(correct=float("nan"))
 
 
+def test_an_experiment_that_still_sets_stack_penalties_fails_naming_it():
+    # The removed option is refused where configs are read (the experiment YAML), with why.
+    from cluster.config import ExperimentConfig
+    from cluster.typed_config import load
+
+    quick = Path(__file__).resolve().parents[3] / "configs" / "cpu" / "quick.yaml"
+    with pytest.raises(ValueError, match=r"task\.generalpoints\.stack_penalties: removed: .*study"):
+        load(ExperimentConfig, quick, ["task.generalpoints.stack_penalties=true"])
+
+
 def test_rank_values_under_both_rules():
     assert [rank_value(r, "ten") for r in ("A", "7", "10", "J", "Q", "K")] == [1, 7, 10, 10, 10, 10]
     assert [rank_value(r, "ordinal") for r in ("A", "J", "Q", "K")] == [1, 11, 12, 13]

@@ -56,6 +56,15 @@ def test_one_op_targets_are_exactly_what_the_dealer_can_set():
         assert drawn == one_op_targets(numbers)
 
 
+def test_validation_is_carved_from_train_and_leaves_eval_unchanged():
+    cfg = GeneralPointsConfig()
+    train, validation, held_out = split_sets(cfg)
+    old_train, old_validation, old_held_out = split_sets(replace(cfg, validation_fraction=0.0))
+    assert not old_validation
+    assert old_held_out == held_out  # the eval suite is the same with or without validation
+    assert old_train == train | validation
+
+
 def test_split_is_deterministic_and_depends_on_seed():
     cfg = GeneralPointsConfig()
     _split_keys.cache_clear()
@@ -67,9 +76,10 @@ def test_split_is_deterministic_and_depends_on_seed():
 
 def test_dealt_hands_respect_split_and_are_solvable():
     cfg = GeneralPointsConfig()
-    train, held_out = split_keys(cfg)
+    train, validation, held_out = split_sets(cfg)
     rng = np.random.default_rng(0)
-    for split, keys in (("train", train), ("eval", held_out)):
+    # Training never deals a validation hand: validation is carved from the train side.
+    for split, keys in (("train", train), ("validation", validation), ("eval", held_out)):
         c = replace(cfg, split=split)
         for _ in range(200):
             task = deal_task(c, rng)

@@ -60,6 +60,7 @@ def test_every_point_plays_the_same_distinct_prompts(fake_fleet, tmp_path) -> No
     assert outcomes[0]["ids"] == outcomes[1]["ids"]  # paired: same ids, same order
     assert outcomes[0]["success"] == [1, 0, 1, 0, 1, 0]
     assert ev.points[0]["suites"]["ood_rule"]["distinct_prompts"] == 6
+    assert ev.points[0]["suites"]["ood_rule"]["prompts_in_suite"] == 218  # sampled from all
     # What the model wrote, per turn, with the prompt text, for every point.
     samples = load_samples(tmp_path).to_pylist()
     assert {(r["stage"], r["seed"]) for r in samples} == {("init", None), ("rl", 1)}
@@ -70,11 +71,14 @@ def test_every_point_plays_the_same_distinct_prompts(fake_fleet, tmp_path) -> No
 
 
 def test_suite_sizes_without_a_cap(fake_fleet, tmp_path) -> None:
-    ev = Evaluator(fake_fleet, "generalpoints", TASK, EvaluationConfig(episodes=10_000), tmp_path)
-    point = ev.run("init", 0)
-    sizes = {name: m["distinct_prompts"] for name, m in point["suites"].items()}
-    # 2-card one_op: every held-out ID prompt, and every face-card hand under the OOD rule
-    assert sizes == {"in_distribution": 100, "ood_rule": 218}
+    for cap in (None, 10_000):  # no cap, or one above every suite's size: the same prompts
+        ev = Evaluator(fake_fleet, "generalpoints", TASK, EvaluationConfig(episodes=cap), tmp_path)
+        point = ev.run("init", 0)
+        sizes = {name: m["distinct_prompts"] for name, m in point["suites"].items()}
+        # 2-card one_op: every held-out ID prompt, and every face-card hand under the OOD rule
+        assert sizes == {"in_distribution": 100, "ood_rule": 218}
+        assert [len(m["outcomes"]["ids"]) for m in point["suites"].values()] == [100, 218]
+        assert all(m["prompts_in_suite"] == m["distinct_prompts"] for m in point["suites"].values())
     assert "validation" not in point["suites"]  # tuning only, never in a report by default
 
 
@@ -94,8 +98,8 @@ def test_viter_sweep_replaces_the_budget(fake_fleet, tmp_path) -> None:
 def test_unknown_or_unavailable_suites_fail_loudly(fake_fleet, tmp_path) -> None:
     with pytest.raises(ValueError, match=r"^suites: .*ood_visual"):
         make(fake_fleet, tmp_path, suites=["ood_visual"])  # text mode has no visual shift
-    with pytest.raises(ValueError, match=r"^episodes"):
-        Evaluator(fake_fleet, "generalpoints", TASK, EvaluationConfig())
+    # No cap is no error: every distinct prompt (test_suite_sizes_without_a_cap).
+    assert Evaluator(fake_fleet, "generalpoints", TASK, EvaluationConfig()).cfg.episodes is None
 
 
 def test_log_metrics_are_namespaced(fake_fleet, tmp_path) -> None:
@@ -119,6 +123,10 @@ def test_virl_image_suites_and_budget(tmp_path) -> None:
     assert {s.config["split"] for s in id_specs} == {"eval"}
     assert {s.config["action_space"] for s in rule_specs} == {"relative"}
     assert len(visual_specs) == 18  # VLN mini: 2 routes in each of 9 cities
+    # Held-out routes are distinct prompts already: each counted and played once.
+    assert point["suites"]["ood_visual"]["distinct_prompts"] == 18
+    for name, specs in zip(point["suites"], fleet.calls, strict=True):
+        assert point["suites"][name]["distinct_prompts"] == len(specs)
     assert {s.config["split"] for s in visual_specs} == {"vln_mini"}
     assert point["suites"]["ood_visual"]["step_accuracy"]["mean"] == 0.5
     ev.sweep_viter("init", 0)

@@ -35,6 +35,9 @@ def test_gp_success_first_try_turns_and_tokens() -> None:
         "mean_response": 4.0,
     }
     assert headline(m, "success") == (0.5, 0.25)
+    # Wilson 95% intervals, computed by hand: 2/4 -> [0.1500, 0.8500], 1/4 -> [0.0456, 0.6994]
+    assert m["wilson95"] == pytest.approx([0.1500, 0.8500], abs=1e-4)
+    assert m["first_try"]["wilson95"] == pytest.approx([0.0456, 0.6994], abs=1e-4)
 
 
 def test_gp_recognition_counts_unparsed_first_answers_as_wrong() -> None:

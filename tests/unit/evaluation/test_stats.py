@@ -70,10 +70,12 @@ def test_paired_comparison_counts_discordant_pairs() -> None:
         paired_comparison(a, {"p1": True})
 
 
-@pytest.mark.parametrize(
-    ("df", "quantile"),  # Student t 0.975 quantiles, standard tables
-    [(1, 12.7062), (2, 4.3027), (3, 3.1824), (4, 2.7764), (9, 2.2622), (29, 2.0452)],
-)
+# Student t 0.975 quantiles (df, t), from standard tables.
+T_975 = [(1, 12.7062), (2, 4.3027), (3, 3.1824), (4, 2.7764), (9, 2.2622), (29, 2.0452),
+         (60, 2.0003), (120, 1.9799)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("df", "quantile"), T_975)
 def test_t_quantile_matches_tables(df: int, quantile: float) -> None:
     assert t_quantile(0.975, df) == pytest.approx(quantile, abs=1e-4)
     assert t_cdf(quantile, df) == pytest.approx(0.975, abs=1e-5)

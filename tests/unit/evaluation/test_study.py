@@ -96,6 +96,10 @@ def test_unpaired_points_are_refused() -> None:
     bad[-1]["suites"]["ood_rule"]["outcomes"]["ids"] = [f"q{i}" for i in range(10)]
     with pytest.raises(ValueError, match="different prompts"):
         primary_endpoint(bad, STUDY)
+    twice = json.loads(json.dumps(POINTS))
+    twice[-1]["suites"]["ood_rule"]["outcomes"]["ids"] = ["p0"] * 10
+    with pytest.raises(ValueError, match="prompt id twice"):
+        primary_endpoint(twice, STUDY)
 
 
 def test_report_states_the_verdict_first_and_draws_the_arms(tmp_path: Path) -> None:
@@ -112,3 +116,14 @@ def test_report_states_the_verdict_first_and_draws_the_arms(tmp_path: Path) -> N
     with Image.open(tmp_path / "arms.png") as img:
         assert img.format == "PNG" and img.width > 400
     assert arms_vs_compute([POINTS[0]], tmp_path / "none.png") is None
+
+
+def test_report_says_when_a_suite_was_sampled(tmp_path: Path) -> None:
+    points = json.loads(json.dumps(POINTS))
+    for p in points:
+        p["suites"]["in_distribution"]["prompts_in_suite"] = 1234  # capped at 10
+        p["suites"]["ood_rule"]["prompts_in_suite"] = 10  # all of them
+    meta = {"name": "demo", "model": "m", "task": "generalpoints", "study": STUDY}
+    write_report(tmp_path, build_report(meta, points))
+    md = (tmp_path / "report.md").read_text()
+    assert "in_distribution 10 (a seeded sample of 1,234), ood_rule 10." in md

@@ -83,6 +83,21 @@ def test_number_field_is_translation_not_success():
     assert '"number" field' in failed.feedback
 
 
+def test_number_field_is_read_under_the_active_rule():
+    # OOD rule: K and Q count 13 and 12. Listing the training rule's 10s is a translation miss,
+    # yet the correct formula still succeeds; unparsable or non-numeric fields count as misses.
+    formula = "13 + 12 - 2 / 2"
+    ok = TEXT.verify(FACE_TASK, json.dumps({"number": [2, 13, 2, 12], "formula": formula}))
+    assert ok.success and ok.fields["number_field_ok"] is True  # order free
+    as_ten = TEXT.verify(FACE_TASK, json.dumps({"number": [10, 10, 2, 2], "formula": formula}))
+    assert as_ten.success and as_ten.reward == 5.0 and as_ten.feedback == ""
+    assert as_ten.fields["number_field_ok"] is False
+    for junk in ("K Q 2 2", [13, 12, 2], "13,12,2,2", [13.0, 12, 2, 2.0]):
+        verdict = TEXT.verify(FACE_TASK, json.dumps({"number": junk, "formula": formula}))
+        assert verdict.success
+        assert verdict.fields["number_field_ok"] is (junk in ("13,12,2,2", [13.0, 12, 2, 2.0]))
+
+
 def test_stack_penalties_is_removed_with_a_clear_error():
     with pytest.raises(ValueError, match=r"stack_penalties: removed: .*did not reproduce"):
         GeneralPointsConfig.from_dict({"stack_penalties": True})
