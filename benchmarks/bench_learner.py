@@ -8,14 +8,21 @@ the learner's ``autocast_bf16``):
                      passes of forward/backward), the study's turn-level PPO with a value head
   grpo/update_s_*    seconds of one GRPO update (no critic, one epoch, one optimizer step) on
                      2 tasks x 4 samples, with the rows of a task sharing their prompt:
-                     ``unpacked`` trains each row whole, ``packed`` runs each prompt once
-                     (learner.pack_shared_prompts); ``grpo/packing_speedup`` is their ratio
+                     ``unpacked`` trains each row whole, ``packed`` computes each shared
+                     prefix once (learner.share_prefixes); ``grpo/packing_speedup`` the ratio
+  rl_update/<model> the study's RL update on real GeneralPoints episodes (32 episodes of
+                     2-card one_op, about half of them two turns; SmolLM2-135M, shared value
+                     head, bf16 autocast, micro-batch 8, old-log-prob/value pass + 2 PPO
+                     epochs) with learner.share_prefixes false vs true: wall seconds, tokens
+                     computed, speed-up and MFU against an in-run bf16 matmul probe
+                     (benchmarks/bench_rl_update.py has the rows and the definitions)
 Sequences: prompt 192 + response 64 tokens (a 2-card GeneralPoints turn after SFT is ~200+30),
 micro-batch 8. Weight-sync timings belong to the lead's benchmark.
 
 Usage (from the repository root):
   python -m benchmarks.bench_learner [--models tiny-lm smollm2-135m]
-      [--dtypes float32 bfloat16 autocast] [--steps 3] [--grpo-dtypes autocast] [--out ...json]
+      [--dtypes float32 bfloat16 autocast] [--steps 3] [--grpo-dtypes autocast]
+      [--rl-update-models smollm2-135m] [--rl-episodes 32] [--out ...json]
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any
 import pyarrow as pa
 import torch
 
+from benchmarks import bench_rl_update
 from benchmarks.common import exit_on_sigterm, write_json
 from cluster.ray_runtime import free_port
 from learner.assets import prepare
@@ -89,7 +97,7 @@ def bench_grpo(model: str, dtype: str) -> dict[str, float]:
     out = {}
     for name, pack in (("unpacked", False), ("packed", True)):
         ppo = PPOConfig(policy_loss="grpo", advantage="grpo", epochs=1)
-        rank = _rank(model, dtype, critic="none", pack_shared_prompts=pack, ppo=ppo)
+        rank = _rank(model, dtype, critic="none", share_prefixes=pack, ppo=ppo)
         table = _table(len(rank.tokenizer), 2, group=4)
         _update(rank, table)  # warm-up
         out[f"grpo/update_s_{name}"] = _update(rank, table)[0]
@@ -153,19 +161,38 @@ def main() -> None:
         default=["autocast"],
         help="precisions that also time a GRPO update unpacked vs packed (2 more ranks each)",
     )
+    parser.add_argument(
+        "--rl-update-models",
+        nargs="*",
+        default=["smollm2-135m"],
+        help="models whose RL update on real episodes is timed, shared prefixes off vs on",
+    )
+    parser.add_argument("--rl-episodes", type=int, default=32)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     exit_on_sigterm()
-    results = {}
+    results: dict[str, Any] = {}
     for m in args.models:
         for d in args.dtypes:
             print(f"[{m}/{d}] ...", flush=True)
             results[f"{m}/{d}"] = bench(m, d, args.steps, d in args.grpo_dtypes)
+    throughput = dict(results)
+    if args.rl_update_models:
+        # Under "rl_update", apart from the per-precision rows above (summary.py reads both).
+        results["rl_update"] = {
+            m: bench_rl_update.bench(m, args.rl_episodes, repeats=1) for m in args.rl_update_models
+        }
     shape = {"prompt": PROMPT, "response": RESPONSE, "micro_batch": BATCH}
     write_json(
-        args.out, "learner", results, shape=shape, threads=torch.get_num_threads(), steps=args.steps
+        args.out,
+        "learner",
+        results,
+        shape=shape,
+        threads=torch.get_num_threads(),
+        steps=args.steps,
+        rl_update_settings=bench_rl_update.settings(args.rl_episodes),
     )
-    plot(results, args.out.with_suffix(".png"))
+    plot(throughput, args.out.with_suffix(".png"))
     print(json.dumps(results, indent=2))
 
 

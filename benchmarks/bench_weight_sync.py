@@ -14,8 +14,10 @@ References, measured in this process on the same number of bytes:
 So export - shm_write is the learner's own cost (gather, Ray call) and load - shm_read is the
 engine's (vLLM's weight loader and repacking).
 
-The headline is sync / memcpy (target <= 4x). Medians over ``--repeats`` syncs after one
-warm-up sync.
+Headline: for SmolLM2-135M sync / memcpy (target <= 2.5x); for tiny-lm (1.6 MB, copied
+in well under a millisecond) the sync is all fixed cost (Ray calls, vLLM's reload path), so
+its headline is that cost in milliseconds, with no ratio target. Medians over ``--repeats``
+syncs after one warm-up sync.
 
 Usage (from the repository root):
   python -m benchmarks.bench_weight_sync [--models tiny-lm smollm2-135m] [--workers 1 2]
@@ -37,6 +39,8 @@ from benchmarks.rl_loop import LoopSpec, RLBench
 
 DEFAULT_OUT = Path("benchmarks/results/weight_sync.json")
 SHM = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+# sync / memcpy targets by model; models not listed report their fixed cost in ms instead.
+TARGET_MAX_RATIO = {"smollm2-135m": 2.5}
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -99,6 +103,9 @@ def bench_model(model: str, workers: list[int], repeats: int, workdir: Path) -> 
                 **med,
                 **ref,
                 "sync_over_memcpy": med["weight_sync_s"] / ref["memcpy_s"],
+                # What the sync costs beyond copying its bytes once: all of it for tiny-lm.
+                "sync_ms": 1000 * med["weight_sync_s"],
+                "fixed_cost_ms": 1000 * (med["weight_sync_s"] - ref["memcpy_s"]),
                 "sync_gb_per_s": nbytes / med["weight_sync_s"] / 1e9,
                 "memcpy_gb_per_s": nbytes / ref["memcpy_s"] / 1e9,
                 "export_over_shm_write": med["weight_export_s"] / ref["shm_write_s"],
@@ -116,20 +123,21 @@ def plot(results: dict, out_png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [(f"{m} {w}", r) for m, per in results.items() for w, r in per.items()]
+    rows = [(m, f"{m} {w}", r) for m, per in results.items() for w, r in per.items()]
     fig, ax = plt.subplots(figsize=(8, 0.9 * len(rows) * 2 + 1.2))
     labels, y = [], 0
-    for name, r in rows:
+    for model, name, r in rows:
         ax.barh(y, r["weight_export_s"], color="#4c72b0", label="export (learner -> /dev/shm)")
         ax.barh(
             y, r["weight_load_s"], left=r["weight_export_s"], color="#dd8452",
             label="load (engines reload_weights)",
         )  # fmt: skip
-        ax.text(r["weight_sync_s"], y, f" {r['sync_over_memcpy']:.1f}x memcpy", va="center")
+        note = f"{r['sync_over_memcpy']:.1f}x memcpy" if model in TARGET_MAX_RATIO else ""
+        ax.text(r["weight_sync_s"], y, f" {note or str(round(r['sync_ms'])) + ' ms'}", va="center")
         ax.barh(y + 1, r["memcpy_s"], color="#999999", label="plain memcpy, same bytes")
         labels += [f"{name}: sync ({r['bytes'] / 2**20:.0f} MiB)", f"{name}: memcpy"]
         y += 2
-    ax.set_xlim(0, 1.35 * max(r["weight_sync_s"] for _, r in rows))
+    ax.set_xlim(0, 1.35 * max(r["weight_sync_s"] for _, _, r in rows))
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("seconds")
@@ -156,14 +164,16 @@ def main() -> None:
         for model in args.models:
             results[model] = bench_model(model, args.workers, args.repeats, Path(tmp))
     headline = {
-        f"{m}/{w}/sync_over_memcpy": r["sync_over_memcpy"]
+        (f"{m}/{w}/sync_over_memcpy" if m in TARGET_MAX_RATIO else f"{m}/{w}/fixed_cost_ms"): (
+            r["sync_over_memcpy"] if m in TARGET_MAX_RATIO else r["fixed_cost_ms"]
+        )
         for m, per in results.items()
         for w, r in per.items()
     }
     write_json(
         args.out,
         "weight_sync",
-        {"headline": headline, "target_max_ratio": 4.0, "per_model": results},
+        {"headline": headline, "target_max_ratio": TARGET_MAX_RATIO, "per_model": results},
         settings={"repeats": args.repeats, "workers": args.workers, "transport": "shm"},
     )
     plot(results, args.out.with_suffix(".png"))

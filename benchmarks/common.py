@@ -8,6 +8,7 @@ run, on the same machine, with the same model and task.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import platform
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path("benchmarks/results")
+# How long a finished side's processes may take to exit (Ray workers see their raylet go).
+QUIET_WAIT_S = 60
 
 
 def cpu_model() -> str:
@@ -148,3 +151,43 @@ def save_png(fig: Any, out_png: Path) -> None:
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
     print(f"wrote {out_png}")
+
+
+def become_subreaper() -> bool:
+    """Make this process the child subreaper (Linux): processes orphaned by a side (Ray
+    workers whose raylet died, an engine whose parent crashed) are re-parented here, so
+    ``ensure_quiet`` sees them instead of losing them to init."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _alive_descendants() -> list[Any]:
+    import psutil
+
+    alive = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def ensure_quiet(before: str) -> None:
+    """Fail loudly unless Ray is shut down and no process started by this one is alive
+    (waits up to QUIET_WAIT_S for them to exit): one benchmark side must not run beside the
+    leftovers of the other."""
+    import ray
+
+    if ray.is_initialized():
+        raise RuntimeError(f"Ray is still initialized before the {before} run")
+    deadline = time.monotonic() + QUIET_WAIT_S
+    while (left := _alive_descendants()) and time.monotonic() < deadline:
+        time.sleep(1.0)
+    if left:
+        names = ", ".join(f"{p.pid} {p.name()}" for p in left[:10])
+        raise RuntimeError(f"before the {before} run, {len(left)} process(es) still alive: {names}")

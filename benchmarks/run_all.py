@@ -3,9 +3,11 @@
 Each benchmark writes ``<out-dir>/<name>.json`` and its PNG(s); its whole output goes to
 ``<out-dir>/logs/<name>.log`` and its own progress lines are echoed here. A benchmark that
 fails or runs past its time limit is recorded (``<out-dir>/run_all.json``, SUMMARY.md) and the
-next one starts. The full set takes about 25 minutes on a 2-core machine when nothing else
-runs there; ``--smoke`` runs tiny sizes (mostly the tiny model) in a few minutes, into
-``benchmarks/results/smoke/`` so that the full results are never overwritten by a smoke run.
+next one starts. The full set took 26 minutes on an idle 2-core machine (2026-11-27); with the
+alternated end-to-end runs and the RL update of issue 16 it is estimated at ~43 minutes, over
+the 30-minute budget (docs/performance.md, "Time budget"). ``--smoke`` runs tiny sizes
+(mostly the tiny model) in a few minutes, into ``benchmarks/results/smoke/``, so that the full
+results are never overwritten by a smoke run.
 
 Usage (from the repository root):
   python -m benchmarks.run_all                   # everything (make bench)
@@ -62,9 +64,10 @@ BENCHES = [
         "learner",
         "benchmarks.bench_learner",
         _a("--models tiny-lm smollm2-135m --dtypes float32 autocast --steps 1"),
-        _a("--models tiny-lm --dtypes float32 autocast --steps 1"),
-        600,
-        240,
+        _a("--models tiny-lm --dtypes float32 autocast --steps 1")
+        + _a("--rl-update-models tiny-lm --rl-episodes 8"),
+        900,
+        300,
     ),
     Bench(
         "rollout",
@@ -85,10 +88,10 @@ BENCHES = [
     Bench(
         "e2e_trl",
         "benchmarks.bench_e2e_trl",
-        _a("--model smollm2-135m --episodes-per-update 16 --updates 2"),
-        _a("--model tiny-lm --episodes-per-update 8 --updates 1 --max-new-tokens 32"),
-        900,
-        480,
+        _a("--model smollm2-135m --episodes-per-update 8 --updates 5 --runs 3"),
+        _a("--model tiny-lm --episodes-per-update 8 --updates 1 --runs 2 --max-new-tokens 32"),
+        1800,
+        600,
     ),
     Bench(
         "overhead",

@@ -9,6 +9,11 @@ prompts of every update (the same dealt tasks veriray plays), batch shape and sa
 The reward of a completion is exactly veriray's: a GeneralPoints env reset to the task and
 stepped with the completion (the verifier's reward plus the env's budget penalty).
 
+Job switches: ``gradient_checkpointing`` false (the benchmark's main runs: no recomputed
+activations) or null (TRL's default, on); ``use_vllm`` true generates through vLLM in TRL's
+colocate mode instead of transformers ``generate`` (needs vllm in benchmarks/.venv-trl).
+The settings TRL ends up with are written back (``effective_config``).
+
 Usage (bench_e2e_trl.py runs it):
   benchmarks/.venv-trl/bin/python benchmarks/trl_grpo.py JOB.json OUT.json
 """
@@ -67,6 +72,12 @@ def main(job_path: str, out_path: str) -> None:
             self.ends.append(time.perf_counter())
 
     batch, micro = job["episodes_per_update"], job["micro_batch_size"]
+    # Only what the job sets explicitly; None leaves TRL's default in place.
+    optional: dict = {}
+    if job.get("gradient_checkpointing") is not None:
+        optional["gradient_checkpointing"] = job["gradient_checkpointing"]
+    if job.get("use_vllm"):
+        optional |= {"use_vllm": True, "vllm_mode": "colocate"}
     args = GRPOConfig(
         output_dir=str(Path(out_path).parent / "trl-out"),
         per_device_train_batch_size=micro,
@@ -92,6 +103,7 @@ def main(job_path: str, out_path: str) -> None:
         seed=0,
         dataloader_num_workers=0,
         disable_tqdm=True,
+        **optional,
     )
     t0 = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(job["model_path"], dtype=torch.float32)
@@ -117,6 +129,10 @@ def main(job_path: str, out_path: str) -> None:
             "trl": trl.__version__,
         },
         "threads": torch.get_num_threads(),
+        "effective_config": {
+            k: getattr(trainer.args, k, None)
+            for k in ("gradient_checkpointing", "use_vllm", "vllm_mode", "bf16", "loss_type")
+        },
         "setup_s": setup_s,
         "step_s": step_s,
         "log_history": history,
