@@ -1,4 +1,4 @@
-"""SUMMARY.md from the benchmarks' JSON files: each ratio against its target (issue 9), the
+"""SUMMARY.md from the benchmarks' JSON files: each ratio against its target, the
 component rates, and the machine they were measured on.
 
 Usage: python -m benchmarks.summary [benchmarks/results]   (run_all calls it at the end)
@@ -45,7 +45,7 @@ BEFORE_VALUES: dict[tuple[str, str, str], str] = {
     ("overhead", "smollm2-135m", ""): "1.2%",
     ("overhead", "tiny-lm", ""): "1.9%",
 }
-# Targets (issue 9, revised by issue 16): rollout SmolLM2 1 worker, TRL, SmolLM2 sync.
+# Targets (revised with shared-prefix training): rollout SmolLM2 1 worker, TRL, SmolLM2 sync.
 ROLLOUT_TARGET, TRL_TARGET, SYNC_TARGET, OVERHEAD_TARGET = 25.0, 3.0, 2.5, 0.05
 SYNC_TARGETS_MODELS = ("smollm2-135m",)  # other models: the sync's fixed cost, no ratio target
 
@@ -311,7 +311,7 @@ def write_summary(out_dir: Path, statuses: dict[str, Any], smoke: bool) -> Path:
         "and task. What each number means: docs/performance.md.",
         "",
     ]
-    lines += _section("Targets (issue 9, revised in issue 16)", target_rows, out_dir)
+    lines += _section("Targets", target_rows, out_dir)
     lines += _section("Verifier, solver, envs, rendering (one core)", component_rows, out_dir)
     lines += _section("Learner (one rank, 2 threads)", learner_rows, out_dir)
     lines += _section("RL update on real episodes (learner benchmark)", rl_update_rows, out_dir)
