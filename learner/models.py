@@ -27,13 +27,15 @@ Images reach the model in one of two ways, both as the processor prepares them f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from learner import packed_attention
-from learner.prefix_tree import TreeLayout
+
+if TYPE_CHECKING:  # annotations only: models.py loads without the batching stack
+    from learner.prefix_tree import TreeLayout
 
 Critic = Literal["shared", "separate", "none"]
 VALUE_INIT_STD = 1e-3  # a near-zero first value estimate: early advantages are the rewards

@@ -151,9 +151,7 @@ def tree_layout(
     """The attention chunks of ``tree``, in buckets of similar path length (see module doc)."""
     chunks = _chunks(tree, chunk_tokens)
     # (key path length, start, end, row), longest path first
-    keyed = sorted(
-        ((tree.depth[e - 1] + 1, s, e, r) for s, e, r in chunks), key=lambda c: -c[0]
-    )
+    keyed = sorted(((tree.depth[e - 1] + 1, s, e, r) for s, e, r in chunks), key=lambda c: -c[0])
     groups: list[list[tuple[int, int, int, int]]] = []
     for chunk in keyed:
         if groups and chunk[0] >= bucket_fill * groups[-1][0][0]:

@@ -172,16 +172,15 @@ class LearnerRank(RankStateMixin):
     ) -> dict[str, float]:
         """Optimizer steps over this rank's rows, in order (len = k x micro x accum). With
         shared-prefix packing, the rows of each optimizer step are sorted by their tokens
-        first: the step's gradient is the same, its micro-batches share more."""
+        first: each step trains the same rows, and its micro-batches share more."""
         t0 = time.perf_counter()
         if self._pack:
             per_step = self.cfg.micro_batch_size * self.cfg.grad_accum_steps
-            rows = [
-                step[i]
-                for s in range(0, len(rows), per_step)
-                for step in [rows[s : s + per_step]]
-                for i in shared_prefix_order([r.prompt_ids + r.response_ids for r in step])
-            ]
+            steps = [rows[s : s + per_step] for s in range(0, len(rows), per_step)]
+            rows = []
+            for step in steps:
+                order = shared_prefix_order([r.prompt_ids + r.response_ids for r in step])
+                rows += [step[i] for i in order]
         images = rows_image_inputs(self.chat, rows, image_dir)
         sums: dict[str, float] = defaultdict(float)
         mb, micro, tokens = self.cfg.micro_batch_size, 0, 0
