@@ -63,7 +63,7 @@ BENCHES = [
     Bench(
         "learner",
         "benchmarks.bench_learner",
-        _a("--models tiny-lm smollm2-135m --dtypes float32 autocast --steps 1"),
+        _a("--models tiny-lm smollm2-135m --dtypes autocast --steps 1"),
         _a("--models tiny-lm --dtypes float32 autocast --steps 1")
         + _a("--rl-update-models tiny-lm --rl-episodes 8"),
         900,
@@ -72,7 +72,8 @@ BENCHES = [
     Bench(
         "rollout",
         "benchmarks.bench_rollout",
-        _a("--models tiny-lm smollm2-135m --episodes 96 --baseline-episodes tiny-lm=24 *=6"),
+        _a("--models tiny-lm smollm2-135m --episodes 96 --baseline-episodes tiny-lm=24 *=6")
+        + _a("--workers 1 --layout-prompts 32"),
         _a("--models tiny-lm --episodes 32 --baseline-episodes 2 --layout-prompts 8"),
         900,
         480,
@@ -96,7 +97,7 @@ BENCHES = [
     Bench(
         "overhead",
         "benchmarks.bench_overhead",
-        _a("--models tiny-lm smollm2-135m --updates 3 --episodes-per-update 8"),
+        _a("--models smollm2-135m --updates 3 --episodes-per-update 8"),
         _a("--models tiny-lm --updates 3 --episodes-per-update 8"),
         900,
         420,

@@ -88,10 +88,10 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
     ev.points = load_records(run_dir, POINTS_FILE) if resume else []
     init_path, rows = str(model.model_path), []
     try:
-        shared_init = bool(cfg.sft.warm_start_from)  # its run evaluated the base model
-        if not shared_init and not any(p["stage"] in ("base", "init") for p in ev.points):
-            with t("eval_base"):
-                ev.run("base" if cfg.sft.enabled else "init", 0, meter)
+        first = first_eval_stage(cfg, ev.points)
+        if first is not None:
+            with t(f"eval_{first}"):
+                ev.run(first, 0, meter)
         if cfg.sft.enabled:
             init_path, meter, rows = sft_warm_start(cfg, fleet, ev, meter, log, t, resume)
         for seed in cfg.training_seeds:  # every seed's arms grow from the same init
@@ -118,6 +118,17 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
         log.close()
         ray.shutdown()
     return run_dir
+
+
+def first_eval_stage(cfg: ExperimentConfig, points: list[dict[str, Any]]) -> str | None:
+    """The evaluation before any training: "base" ahead of an SFT warm start (unless
+    ``evaluation.base`` is off), "init" when RL starts from the model itself, None when a
+    resumed run has it already or a shared warm start's run evaluated it."""
+    if cfg.sft.warm_start_from or any(p["stage"] in ("base", "init") for p in points):
+        return None
+    if not cfg.sft.enabled:
+        return "init"
+    return "base" if cfg.evaluation.base else None
 
 
 def make_evaluator(cfg: ExperimentConfig, fleet: RolloutFleet) -> Evaluator:

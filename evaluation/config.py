@@ -48,6 +48,10 @@ class EvaluationConfig:
     every_k_updates: int = 5
     """Scheduled evaluation during training: evaluate every K optimizer updates (plus the
     init and the last update of each stage). 0 = only the init and stage ends."""
+    base: bool = True
+    """Evaluate the model before any training (stage "base", where the curves start). Only
+    the init point is needed to compare the arms, so a run short of time can skip it; without
+    an SFT warm start the first evaluation is the init and always runs."""
 
     def __post_init__(self) -> None:
         check(

@@ -159,6 +159,20 @@ def _pct(value: float, err: float) -> str:
     return f"{100 * value:.1f} ± {100 * err:.1f}"
 
 
+def _wilson(rate: dict[str, Any] | None) -> str:
+    """'75.9% [65.7, 83.8]' from a Rate dict; '-' when the metric is absent."""
+    if not rate:
+        return "-"
+    if "wilson95" not in rate:  # reports written before intervals were stored
+        return f"{100 * rate['rate']:.1f}% ± {100 * rate['stderr']:.1f}"
+    low, high = rate["wilson95"]
+    return f"{100 * rate['rate']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _seed_note(point: dict[str, Any]) -> str:
+    return "" if point.get("seed") is None else f" (seed {point['seed']})"
+
+
 def render_markdown(report: dict[str, Any], figures: dict[str, Path]) -> str:
     latest = report["points"][-1]
     lines = [
@@ -167,31 +181,33 @@ def render_markdown(report: dict[str, Any], figures: dict[str, Path]) -> str:
         f"Model `{report.get('model')}`, task `{report.get('task')}`, "
         f"at most {report.get('episodes_per_suite')} distinct held-out prompts per suite (seed "
         f"{report.get('seed')}), sampling {json.dumps(report.get('sampling', {}))}.",
-        "Error bars: binomial s.e. sqrt(p(1-p)/n), in percentage points; comparisons are "
-        "paired on the same prompts. Training compute: 6ND over the tokens the learner computes "
-        "(a prefix shared by rows of a micro-batch counts once) + 2ND for its forward-only "
-        "passes + 2ND for the rollout tokens.",
+        "Each checkpoint's rates carry their Wilson 95% interval in brackets; comparisons "
+        "are paired on the same prompts (exact McNemar per seed, Student-t interval across "
+        "seeds). Training compute: 6ND over the tokens the learner computes (a prefix shared "
+        "by rows of a micro-batch counts once) + 2ND for its forward-only passes + 2ND for the "
+        "rollout tokens.",
         "",
     ]
-    lines += _study_lines(report)
-    verdict = verdict_lines(report["gains"])
+    study_lines = _study_lines(report)
+    lines += study_lines
+    # The unpaired view (difference of two independent s.e.) only where no paired one exists.
+    verdict = [] if study_lines else verdict_lines(report["gains"])
     if verdict:
         lines += ["## Each stage against the init (last point, binomial s.e.)", "", *verdict, ""]
     lines += [
-        f"## Latest point: stage `{latest['stage']}`, step {latest['step']}, "
-        f"{latest['train_gflops']:.4g} training GFLOPs",
+        f"## Latest point: stage `{latest['stage']}`{_seed_note(latest)}, step "
+        f"{latest['step']}, {latest['train_gflops']:.4g} training GFLOPs",
         "",
-        "| suite | success | ± (binomial s.e.) | first try | mean turns | per-step acc | "
-        "recognition |",
+        "| suite | success [Wilson 95%] | first try [Wilson 95%] | mean turns | per-step acc | "
+        "recognition | translation |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, m in latest["suites"].items():
         step = headline(m, "step_accuracy")
-        rec = headline(m, "recognition")
         lines.append(
-            f"| {name} | {100 * m['rate']:.1f}% | {100 * m['stderr']:.1f} | "
-            f"{_pct(*headline(m, 'first_try'))} | {m['mean_turns']:.2f} | "
-            f"{_pct(*step) if step else '-'} | {_pct(*rec) if rec else '-'} |"
+            f"| {name} | {_wilson(m)} | {_wilson(m['first_try'])} | {m['mean_turns']:.2f} | "
+            f"{_pct(*step) if step else '-'} | {_wilson(m.get('recognition'))} | "
+            f"{_wilson(m.get('translation'))} |"
         )
     faces = {n: m["by_face_card"] for n, m in latest["suites"].items() if "by_face_card" in m}
     if faces:
@@ -208,7 +224,7 @@ def render_markdown(report: dict[str, Any], figures: dict[str, Path]) -> str:
                 for k in ("J", "Q", "K", "none")
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if report["gains"]:
+    if report["gains"] and not study_lines:
         lines += [
             "",
             "## Change from the init (percentage points)",
@@ -224,20 +240,25 @@ def render_markdown(report: dict[str, Any], figures: dict[str, Path]) -> str:
                         f"{100 * g['final']:.1f} | {100 * g['delta']:+.1f} ± "
                         f"{100 * g['stderr']:.1f} |"
                     )
+    suites = list(latest["suites"])
     lines += [
         "",
-        "## Curve points",
+        "## Every evaluation point (success; first try) [Wilson 95%]",
         "",
-        "| stage | step | training GFLOPs | " + " | ".join(latest["suites"]) + " |",
-        "|---|---|---|" + "---|" * len(latest["suites"]),
+        "| stage | seed | step | training GFLOPs | " + " | ".join(suites) + " |",
+        "|---|---|---|---|" + "---|" * len(suites),
     ]
     for p in report["points"]:
         cells = [
-            _pct(p["suites"][s]["rate"], p["suites"][s]["stderr"]) if s in p["suites"] else "-"
-            for s in latest["suites"]
+            f"{_wilson(p['suites'][s])}; {_wilson(p['suites'][s].get('first_try'))}"
+            if s in p["suites"]
+            else "-"
+            for s in suites
         ]
+        seed = p.get("seed")
         lines.append(
-            f"| {p['stage']} | {p['step']} | {p['train_gflops']:.4g} | " + " | ".join(cells) + " |"
+            f"| {p['stage']} | {'-' if seed is None else seed} | {p['step']} | "
+            f"{p['train_gflops']:.4g} | " + " | ".join(cells) + " |"
         )
     for sweep in report["viter_sweeps"]:
         lines += [

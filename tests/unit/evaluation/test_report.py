@@ -18,6 +18,7 @@ from evaluation.report import (
     verdict_lines,
     write_report,
 )
+from evaluation.stats import wilson_interval
 from tests.unit.evaluation.episodes import gp_episode
 
 MIN_PNG_BYTES = 5_000
@@ -120,7 +121,9 @@ def test_write_report_files(tmp_path: Path) -> None:
     md = (tmp_path / "report.md").read_text()
     for png in ("report.png", "curves.png", "gains.png", "recognition.png", "viter_sweep.png"):
         assert f"]({png})" in md
-    assert "| in_distribution | 60.0% |" in md and "| sft | ood_visual | success |" in md
+    low, high = wilson_interval(6, 10)  # the latest point's ID success, with its interval
+    assert f"| in_distribution | 60.0% [{100 * low:.1f}, {100 * high:.1f}] |" in md
+    assert "| sft | ood_visual | success |" in md  # no paired comparisons: the unpaired view
     assert "## Each stage against the init" in md and "**rl** moved **ood_visual**" in md
 
 

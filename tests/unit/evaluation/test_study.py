@@ -111,6 +111,10 @@ def test_report_states_the_verdict_first_and_draws_the_arms(tmp_path: Path) -> N
     md = (tmp_path / "report.md").read_text()
     assert md.split("\n## ")[1].startswith("Verdict\n\n- **Primary endpoint**")
     assert "| 0 | rl_vs_sft | ood_rule | success | 60.0% | 30.0% | +30.0 | 4 | 1 |" in md
+    # Paired comparisons exist, so the unpaired "against the init" view is left out, and every
+    # point's row names its seed.
+    assert "## Each stage against the init" not in md and "## Change from the init" not in md
+    assert "| sft | 1 | 18 | 3 |" in md
     saved = json.loads((tmp_path / "report.json").read_text())
     assert {"difference", "ci95", "seeds", "per_seed"} <= set(saved["primary_endpoint"])
     with Image.open(tmp_path / "arms.png") as img:
