@@ -97,7 +97,15 @@ def _virl_suites(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "ood_rule": config | {"split": "eval", "action_space": other},
     }
     if config["observation_mode"] == "image":
-        out["ood_visual"] = config | {"split": "vln_mini"}
+        if config.get("data_dir") is None:
+            out["ood_visual"] = config | {"split": "vln_mini"}
+        elif config.get("vln_mini_dir") is not None:
+            # Released data: the study's VLN-mini folder is the visual shift, every route once.
+            out["ood_visual"] = config | {
+                "data_dir": config["vln_mini_dir"],
+                "panorama_dir": None,
+                "split": "all",
+            }
     return out
 
 

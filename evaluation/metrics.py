@@ -7,17 +7,20 @@
 - first_try: success on the first answer (what VIter 1 would have scored, same episodes)
 - mean_turns; tokens: prompt / response tokens summed over turns (inference compute)
 - recognition (GP-VL): share of episodes whose FIRST answer names the right cards
-  (verdict ``cards_ok``); an unparsable first answer counts as wrong
+  (verdict ``cards_ok``); an unparsable first answer counts as wrong.
+  (V-IRL-VL): share of ALL turns whose observation names exactly the landmarks in view
+  (verdict ``landmarks_ok``; every turn shows a new place, so every turn is a recognition)
 - translation (GP): share of episodes whose FIRST answer's "number" field lists the hand's
   numbers under the active rule (verdict ``number_field_ok``; missing or unparsable counts
   wrong): did the model turn J/Q/K into the rule's values? It never decides success.
 - every rate carries its binomial s.e. and its Wilson 95% interval (``wilson95``)
 - by_face_card (GP): success per face rank present in the hand, plus hands without one
   (the CPU study: an OOD-rule average hides that K hands fail while J hands pass)
-- step_accuracy, route_success (V-IRL): the study's per-step accuracy is the mean over routes
-  of steps solved / steps in the route (unreached steps count wrong). Its error bar is the
-  binomial s.e. of the pooled step count (``steps``), which treats steps as independent, and
-  the s.e. of the per-route mean (``stderr``); both are reported.
+- step_accuracy, route_success (V-IRL): per-step accuracy as the study counts it, correct
+  turns over steps (the env's ``steps_correct`` / ``steps_total``; a route ended by a spent
+  budget counts one more wrong step). ``steps`` pools them over the suite's routes, as the
+  study does, with the binomial s.e. that treats steps as independent; ``mean`` is the mean of
+  the per-route ratio with its s.e. (``stderr``); both are reported.
 
 Which metrics appear is decided by what the episodes carry (V-IRL final infos have
 "metrics", GP image-mode verdicts have ``cards_ok``), so nothing branches on a family name.
@@ -76,6 +79,13 @@ def recognition_rate(episodes: Sequence[EpisodeResult]) -> Rate | None:
     if not any(v.get("cards_ok") is not None for v in firsts):
         return None  # text mode (cards never checked) or not GeneralPoints
     return _rate([v.get("cards_ok") is True for v in firsts])
+
+
+def landmark_recognition_rate(episodes: Sequence[EpisodeResult]) -> Rate | None:
+    """V-IRL-VL landmark recognition over every turn; None when no verdict checks landmarks."""
+    flags = [_verdict(t).get("landmarks_ok") for e in episodes for t in e.turns]
+    checked = [f is True for f in flags if f is not None]
+    return _rate(checked) if checked else None
 
 
 def translation_rate(episodes: Sequence[EpisodeResult]) -> Rate | None:
@@ -144,6 +154,8 @@ def suite_metrics(episodes: Sequence[EpisodeResult]) -> dict[str, Any]:
     out["mean_turns"] = sum(len(e.turns) for e in episodes) / len(episodes)
     out["tokens"] = token_counts(episodes)
     recognition = recognition_rate(episodes)
+    if recognition is None:
+        recognition = landmark_recognition_rate(episodes)
     if recognition is not None:
         out["recognition"] = recognition.to_dict()
     translation = translation_rate(episodes)

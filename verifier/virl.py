@@ -3,15 +3,26 @@
 The answer is a JSON object with "current observation", "current instruction" and "action"
 (the paper's format). Parsing is tolerant (JSON anywhere in the text, code fences, single
 quotes, trailing commas, case and spacing in action names) and bounded: the text is cut to
-``max_response_chars`` first, deeply nested candidates skip the JSON parser, no regex can
-backtrack badly, and nothing is ever evaluated.
+``max_response_chars`` first (public helpers cut it too), every pass over the text is linear in
+its length, deeply nested candidates skip the JSON parser, and nothing is ever evaluated.
 
-Reward (one value per turn, never stacked):
+Two scoring rules (``VirlConfig.scoring``), one reward per turn, never stacked:
+
+``study`` (default, as the study scores): the action alone decides.
+- the action is the expected one: ``correct`` (+1), success, whatever the observation says
+- otherwise (wrong, outside the action space, or no answer found): ``wrong_action`` (-1)
+
+``strict`` (this project's earlier rule): the observation must name exactly the landmarks in
+view, and the action must be right.
 - the observation does not name exactly the landmarks in view: ``wrong_observation`` (-1.5)
 - otherwise a wrong action, or no answer found: ``wrong_action`` (-1)
 - otherwise ``correct`` (+1), success
-- a failed try that uses up the point's budget gets ``budget_exceeded`` (-1) instead, and
-  ``fields["budget_exceeded"]`` tells the environment that the route has failed.
+
+Under both rules a failed try that uses up the point's budget gets ``budget_exceeded`` (-1.5)
+instead, and ``fields["budget_exceeded"]`` tells the environment that the route has failed.
+``fields["observation_ok"]`` (exact landmark set) is reported under both rules;
+``fields["landmarks_ok"]`` repeats it in image mode (landmark recognition, V-IRL-VL) and is None
+in text mode.
 
 The task state (built by envs.virl.env) is a JSON-able dict with at least: expected_action,
 action_space, visible_landmarks, route_landmarks, tries_used, tries_per_point.
@@ -23,7 +34,7 @@ import json
 import re
 from typing import Any
 
-from envs.virl.config import VirlConfig
+from envs.virl.config import DEFAULT_MAX_RESPONSE_CHARS, VirlConfig, VirlRewards
 from envs.virl.directions import ABSOLUTE_DIRECTIONS, RELATIVE_DIRECTIONS
 from verifier.base import Verdict
 
@@ -98,60 +109,98 @@ def _from_json(text: str) -> dict[str, str] | None:
 
 
 def _scan_value(text: str, pos: int) -> str:
-    """Read one value starting at pos: a quoted string (either quote) or a bare token."""
+    """Read one value starting at pos: a quoted string (either quote) or a bare token.
+
+    Linear in the value's length: quoted values are sliced between quotes, not built a
+    character at a time.
+    """
     n = len(text)
     while pos < n and text[pos] in " \t":
         pos += 1
     if pos < n and text[pos] in "\"'":
-        quote = text[pos]
-        out: list[str] = []
-        i = pos + 1
-        while i < n:
-            ch = text[i]
-            if ch == "\\" and i + 1 < n:
-                out.append(text[i + 1])
-                i += 2
-                continue
-            if ch == quote:
-                # A single quote inside a single-quoted value (Joe's) is an apostrophe unless
-                # the value ends there (followed by , } or a newline).
-                rest = text[i + 1 : i + 40].lstrip(" \t")
-                if quote == '"' or not rest or rest[0] in ",}\n\r":
-                    break
-            out.append(ch)
-            i += 1
-        return "".join(out)
+        return _quoted_value(text, pos)
     end = pos
     while end < n and text[end] not in ",}\n\r":
         end += 1
     return text[pos:end].strip()
 
 
-def _from_keys(text: str) -> dict[str, str] | None:
-    """Fallback: find each key anywhere in the text and read the value after it (last wins)."""
-    found: dict[str, str] = {}
+def _quoted_value(text: str, pos: int) -> str:
+    quote = text[pos]
+    out: list[str] = []
+    n = len(text)
+    i = pos + 1
+    # The next quote and backslash at or after i; each is searched again only once i has
+    # passed it, so the searches together read the text once (linear, however many escapes).
+    next_quote = next_slash = i - 1
+    while i < n:
+        if next_quote < i:
+            next_quote = _find(text, quote, i)
+        if next_slash < i:
+            next_slash = _find(text, "\\", i)
+        j = min(next_quote, next_slash)
+        out.append(text[i:j])  # the characters up to it are copied at once
+        if j >= n:
+            break
+        if j == next_slash:
+            out.append(text[j + 1] if j + 1 < n else "\\")  # a trailing backslash stays
+            i = j + 2
+            continue
+        # A single quote inside a single-quoted value (Joe's) is an apostrophe unless the
+        # value ends there (followed by , } or a newline); the look-ahead is bounded.
+        rest = text[j + 1 : j + 40].lstrip(" \t")
+        if quote == '"' or not rest or rest[0] in ",}\n\r":
+            break
+        out.append(quote)
+        i = j + 1
+    return "".join(out)
+
+
+def _find(text: str, char: str, start: int) -> int:
+    """Index of char at or after start, or len(text) when there is none."""
+    k = text.find(char, start)
+    return len(text) if k < 0 else k
+
+
+def _last_keys(text: str) -> dict[str, int]:
+    """For each field, where the value of its last key occurrence starts (one regex pass)."""
+    last: dict[str, int] = {}
     for m in _KEY_RE.finditer(text):
         name = _field_name(m.group(1))
         if name:
-            found[name] = _scan_value(text, m.end())
-    return found if "action" in found else None
+            last[name] = m.end()
+    return last
 
 
-def parse_answer(text: str) -> dict[str, str] | None:
+def _from_keys(text: str) -> dict[str, str] | None:
+    """Fallback: find each key anywhere in the text and read the value after it (last wins).
+
+    Only the last occurrence of each key is read, so the cost is one pass to find the keys
+    plus at most three value scans, whatever the number of keys in the text.
+    """
+    last = _last_keys(text)
+    if "action" not in last:
+        return None
+    return {name: _scan_value(text, pos) for name, pos in last.items()}
+
+
+def parse_answer(text: str, max_chars: int = DEFAULT_MAX_RESPONSE_CHARS) -> dict[str, str] | None:
     """{'observation', 'instruction', 'action'} strings from a response, or None.
 
-    Only 'action' is required; missing observation/instruction come back absent.
+    Only 'action' is required; missing observation/instruction come back absent. The text is
+    cut to ``max_chars`` first (the verifier passes its ``max_response_chars``).
     """
+    text = str(text)[:max_chars]
     found = _from_json(text) or _from_keys(text)
     if found is None:
         return None
     return {k: str(v)[:MAX_FIELD_CHARS] for k, v in found.items()}
 
 
-def answer_start(text: str) -> int:
+def answer_start(text: str, max_chars: int = DEFAULT_MAX_RESPONSE_CHARS) -> int:
     """Character offset of the last "action" key (start of the answer span), or -1."""
     start = -1
-    for m in _KEY_RE.finditer(text):
+    for m in _KEY_RE.finditer(str(text)[:max_chars]):
         if _field_name(m.group(1)) == "action":
             start = m.start()
     return start
@@ -171,7 +220,7 @@ def canonical_action(raw: str) -> str | None:
     Directions from either action space are accepted here; whether one is allowed is the
     verdict's business, so a model answering in the wrong space is told so.
     """
-    s = " ".join(raw.strip().strip("\"'`").lower().split())[:80]
+    s = " ".join(str(raw)[:MAX_FIELD_CHARS].strip().strip("\"'`").lower().split())[:80]
     if m := _SIMPLE_ACTION_RE.match(s):
         return f"{m.group(1)}()"
     if m := _TURN_RE.match(s):
@@ -189,7 +238,7 @@ def _norm(text: str) -> str:
 
 def mentioned_landmarks(observation: str, names: list[str]) -> set[str]:
     """Which of `names` the observation mentions (whole words, longest names matched first)."""
-    text = _norm(observation)
+    text = _norm(str(observation)[:MAX_FIELD_CHARS])
     out = set()
     for name in sorted(names, key=len, reverse=True):
         key = _norm(name)
@@ -209,13 +258,13 @@ class VirlVerifier:
         self.config = VirlConfig.from_any(config)
 
     def verify(self, task_state: dict[str, Any], response_text: str) -> Verdict:
-        rewards = self.config.rewards
-        text = str(response_text)[: self.config.max_response_chars]
+        limit = self.config.max_response_chars
+        text = str(response_text)[:limit]
         expected = str(task_state["expected_action"])
         absolute = task_state["action_space"] == "absolute"
         allowed = ABSOLUTE_DIRECTIONS if absolute else RELATIVE_DIRECTIONS
         visible = set(task_state["visible_landmarks"])
-        answer = parse_answer(text)
+        answer = parse_answer(text, limit)
         got = canonical_action(answer["action"]) if answer else None
         observed = (
             mentioned_landmarks(answer.get("observation", ""), list(task_state["route_landmarks"]))
@@ -224,51 +273,59 @@ class VirlVerifier:
         )
         observation_ok = answer is not None and "observation" in answer and observed == visible
         action_ok = got == expected
-        reward, why = self._judge(answer, got, observed, visible, allowed, observation_ok, expected)
-        success = observation_ok and action_ok
+        strict = self.config.scoring == "strict"
+        reward, why = _judge(
+            self.config.rewards, answer, got, allowed, expected, observed, visible, strict
+        )
+        success = action_ok and (observation_ok or not strict)
         tries_used = int(task_state["tries_used"]) + 1
         exceeded = not success and tries_used >= int(task_state["tries_per_point"])
         if exceeded:
-            reward = rewards.budget_exceeded
+            reward = self.config.rewards.budget_exceeded
+        image = task_state.get("observation_mode") == "image"
         fields = {
             "parse_ok": answer is not None,
             "observation_ok": observation_ok,
+            "landmarks_ok": observation_ok if image else None,
             "action_ok": action_ok,
             "expected_action": expected,
             "got_action": got,
             "observed_landmarks": "; ".join(sorted(observed)),
             "budget_exceeded": exceeded,
             "tries_used": tries_used,
-            "answer_start": answer_start(text) if answer else -1,
+            "answer_start": answer_start(text, limit) if answer else -1,
         }
         feedback = "" if success else f"You failed this trial because {why}."
         return Verdict(float(reward), success, feedback, fields)
 
-    def _judge(
-        self,
-        answer: dict[str, str] | None,
-        got: str | None,
-        observed: set[str],
-        visible: set[str],
-        allowed: tuple[str, ...],
-        observation_ok: bool,
-        expected: str,
-    ) -> tuple[float, str]:
-        """(reward, reason) for a try: the first failure in the order the paper checks."""
-        r = self.config.rewards
-        if answer is None:
-            return r.wrong_action, NO_ANSWER
-        if not observation_ok:
-            return r.wrong_observation, _observation_feedback(answer, observed, visible)
-        if got is None:
-            shown = answer["action"][:60]
-            return r.wrong_action, f"the action {shown!r} is not in the action space"
-        if got.startswith("turn_direction(") and got[len("turn_direction(") : -1] not in allowed:
-            options = ", ".join(allowed)
-            return r.wrong_action, f"{got} is not in the action space; use one of: {options}"
-        if got != expected:
-            return r.wrong_action, f"the action {got} is not correct here"
-        return r.correct, ""
+
+def _judge(
+    r: VirlRewards,
+    answer: dict[str, str] | None,
+    got: str | None,
+    allowed: tuple[str, ...],
+    expected: str,
+    observed: set[str],
+    visible: set[str],
+    strict: bool,
+) -> tuple[float, str]:
+    """(reward, reason) for a try: the first failure in the order the rule checks.
+
+    The study's rule looks at the action only; the strict rule checks the observation first.
+    """
+    if answer is None:
+        return r.wrong_action, NO_ANSWER
+    if strict and not ("observation" in answer and observed == visible):
+        return r.wrong_observation, _observation_feedback(answer, observed, visible)
+    if got is None:
+        shown = answer["action"][:60]
+        return r.wrong_action, f"the action {shown!r} is not in the action space"
+    if got.startswith("turn_direction(") and got[len("turn_direction(") : -1] not in allowed:
+        options = ", ".join(allowed)
+        return r.wrong_action, f"{got} is not in the action space; use one of: {options}"
+    if got != expected:
+        return r.wrong_action, f"the action {got} is not correct here"
+    return r.correct, ""
 
 
 NO_ANSWER = (

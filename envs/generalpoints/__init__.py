@@ -2,8 +2,9 @@
 
 Modules: config (GeneralPointsConfig, RewardTable), cards (Card, GeneralPointsTask, rules),
 solver (exact Fraction solver), deal (held-out split, dealing, eval_tasks), prompts (all text
-shown to the model), render (Pillow table images), oracle (expert answers for SFT), env
-(GeneralPointsEnv). The verifier lives in verifier.generalpoints.
+shown to the model), render (table images: the Pillow-drawn deck), card_images and deck_files
+(a user's folder of card images, laid out as the study does), oracle (expert answers for SFT),
+env (GeneralPointsEnv). The verifier lives in verifier.generalpoints.
 
 `GeneralPointsEnv` is loaded lazily: the env imports the verifier, which imports this
 package's config and cards, and an eager import here would make that a cycle.

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from envs.generalpoints.deck_files import check_deck_folder
 
 FACE_CARD_RULES = ("ten", "ordinal")
 SUIT_COLORS = ("black", "red", "mixed")
@@ -138,6 +141,13 @@ class GeneralPointsConfig:
     protocol), so every OOD hand is one the rule change actually affects."""
     image_size: int = 336
     """Side of the square table image in pixels (image mode and rgb_array rendering)."""
+    card_images: str | None = None
+    """A folder of the study's 52 card PNGs, named <suit><rank>.png (suit C, D, H or S; rank A,
+    2-9, T for 10, J, Q or K; e.g. SA.png, HT.png). When set, every image observation (all
+    suit colours) shows these cards as the study lays them out: a dark-green table, cards
+    resized to one size, ~10% apart, centred. None (default): the Pillow-drawn deck. A
+    missing, empty or unreadable file is an error when the config loads; one that does not
+    decode as an image is an error when the env is built."""
     max_response_chars: int = 8192
     """max_length of the gymnasium Text action space (the verifier reads the last 8,000)."""
 
@@ -170,6 +180,20 @@ class GeneralPointsConfig:
         _check_bool("ood_face_cards_only", self.ood_face_cards_only)
         _check_int("image_size", self.image_size, 64, 2048)
         _check_int("max_response_chars", self.max_response_chars, 64, 1_000_000)
+        self._check_card_images()  # last: the only check that touches the file system
+
+    def _check_card_images(self) -> None:
+        value = self.card_images
+        if value is None:
+            return
+        if isinstance(value, os.PathLike):
+            # A Path from Python callers; stored as str so the config stays plain data (YAML,
+            # JSON, Ray). Frozen dataclass: set through object.
+            value = os.fspath(value)
+            object.__setattr__(self, "card_images", value)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"card_images: {value!r} is not a folder path")
+        check_deck_folder(value, "card_images")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

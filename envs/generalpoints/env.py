@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.generalpoints.card_images import load_deck
 from envs.generalpoints.cards import GeneralPointsTask
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.generalpoints.deal import deal_task, eligible_hands
@@ -54,6 +55,9 @@ class GeneralPointsEnv(gym.Env[dict[str, Any], str]):
         self.render_mode = render_mode
         self.verifier = GeneralPointsVerifier(self.config)
         eligible_hands(self.config)  # fail at construction, not first reset, if none exist
+        draws_tables = self.config.observation_mode == "image" or render_mode == "rgb_array"
+        if draws_tables and self.config.card_images is not None:
+            load_deck(self.config.card_images)  # decode every card now: a bad file fails here
         size = self.config.image_size
         obs_spaces: dict[str, spaces.Space] = {
             "text": spaces.Text(MAX_OBSERVATION_CHARS, min_length=0, charset=TEXT_CHARSET)
@@ -81,7 +85,9 @@ class GeneralPointsEnv(gym.Env[dict[str, Any], str]):
     def _table_image(self) -> np.ndarray:
         assert self.task is not None
         if self._image is None:
-            self._image = render_hand(self.task.cards, self.config.image_size)
+            self._image = render_hand(
+                self.task.cards, self.config.image_size, self.config.card_images
+            )
         return self._image
 
     def reset(

@@ -1,6 +1,8 @@
-"""Card table images drawn with Pillow (GP-VL observations).
+"""Card table images (GP-VL observations): the Pillow-drawn deck, or the user's card images.
 
-A square green table with the hand's cards side by side. Each card is a white rounded
+`render_hand(cards, size, card_images)` with a deck folder draws that folder's card images as
+the study lays them out (envs.generalpoints.card_images). Without one, the default below: a
+square green table with the hand's cards side by side. Each card is a white rounded
 rectangle with its rank and a small suit at the top-left, the same index rotated at the
 bottom-right, and one large suit in the middle. Suit shapes are drawn as polygons and
 ellipses (fonts are not trusted to have suit glyphs); ranks use Pillow's bundled default font.
@@ -16,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from envs.generalpoints.card_images import load_deck, render_deck_table
 from envs.generalpoints.cards import Card
 
 TABLE_GREEN = (24, 104, 56)
@@ -148,6 +151,15 @@ def render_table(cards: Sequence[Card], size: int = 336) -> Image.Image:
     return table.convert("RGB")
 
 
-def render_hand(cards: Sequence[Card], size: int = 336) -> np.ndarray:
-    """The table image as a uint8 array of shape (size, size, 3)."""
-    return np.asarray(render_table(cards, size), dtype=np.uint8)
+def render_hand(
+    cards: Sequence[Card], size: int = 336, card_images: str | None = None
+) -> np.ndarray:
+    """The table image as a uint8 array of shape (size, size, 3).
+
+    `card_images`: a deck folder (GeneralPointsConfig.card_images), or None for the
+    Pillow-drawn deck."""
+    if card_images is not None:
+        image = render_deck_table(cards, size, load_deck(card_images))
+    else:
+        image = render_table(cards, size)
+    return np.asarray(image, dtype=np.uint8)

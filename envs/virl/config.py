@@ -24,23 +24,30 @@ CITY_NAMES: tuple[str, ...] = (
 )
 """Every city the synthetic generator knows; the last eight plus new_york make VLN mini."""
 
-SPLITS: tuple[str, ...] = ("train", "eval", "vln_mini")
+SPLITS: tuple[str, ...] = ("train", "eval", "vln_mini", "all")
 ACTION_SPACES: tuple[str, ...] = ("absolute", "relative")
 OBSERVATION_MODES: tuple[str, ...] = ("text", "image")
+SCORINGS: tuple[str, ...] = ("study", "strict")
+DATA_FORMATS: tuple[str, ...] = ("auto", "study", "project")
+DEFAULT_MAX_RESPONSE_CHARS = 8000
+"""Responses are cut to this many characters before parsing (the verifier and its helpers)."""
 
 
 @dataclass(frozen=True)
 class VirlRewards:
-    """The reward table (paper's reference values). Penalties never stack: one value per turn."""
+    """The reward table (the study's values). Penalties never stack: one value per turn."""
 
     correct: float = 1.0
-    """Right action with the right observation: the agent advances to the next point."""
+    """The right action (under scoring 'strict' also the right observation): the agent
+    advances to the next point."""
     wrong_action: float = -1.0
-    """Observation right (or not required) but the action is wrong, or no answer was found."""
+    """The action is wrong or outside the action space, or no answer was found."""
     wrong_observation: float = -1.5
-    """The reported observation does not name exactly the landmark(s) visible at this point."""
-    budget_exceeded: float = -1.0
-    """The last allowed try at a point failed: the route fails with this reward."""
+    """Scoring 'strict' only: the reported observation does not name exactly the landmark(s)
+    visible at this point."""
+    budget_exceeded: float = -1.5
+    """The last allowed try at a point failed (the budget is spent): the route fails with this
+    reward."""
 
 
 @dataclass
@@ -51,7 +58,8 @@ class VirlConfig:
     """Synthetic city for the train/eval splits (ignored by vln_mini, which spans nine cities)."""
     split: str = "train"
     """Route pool: 'train' and 'eval' are a seeded disjoint split of the city's routes;
-    'vln_mini' is the 18-route OOD benchmark (2 routes in each of 9 cities)."""
+    'vln_mini' is the synthetic 18-route OOD benchmark (2 routes in each of 9 cities); 'all'
+    is every route (a benchmark folder such as the study's VLN mini)."""
     action_space: str = "absolute"
     """'absolute' = turn_direction(north|...|northwest) (training rule); 'relative' =
     turn_direction(left|right|slightly left|slightly right) (OOD rule)."""
@@ -60,6 +68,10 @@ class VirlConfig:
     street views, landmarks must be read from the signs (V-IRL-VL)."""
     tries_per_point: int = 2
     """Verification budget: tries allowed at each point before the route fails."""
+    scoring: str = "study"
+    """'study': a try succeeds when its action is right, whatever the observation says (the
+    study's rule). 'strict': the observation must also name exactly the landmarks in view (a
+    wrong one costs rewards.wrong_observation)."""
     rewards: VirlRewards = field(default_factory=VirlRewards)
     """Reward table (a dict is accepted and converted)."""
     view_size: int = 224
@@ -75,9 +87,25 @@ class VirlConfig:
     eval_fraction: float = 0.05
     """Share of the city's routes held out for the 'eval' split (never in 'train')."""
     data_dir: str | None = None
-    """A folder in the released layout (route_infos.json, gps_pano_mapping.json, street_views/);
+    """A folder of routes (route_infos.json) in the study's release layout or this project's;
     when set, routes and street views come from it instead of the synthetic generator."""
-    max_response_chars: int = 8000
+    data_format: str = "auto"
+    """Layout of data_dir's route_infos.json: 'study' ([routes, count], milestone_info text,
+    street views from gps_pano_mapping.pkl and equirectangular panoramas), 'project' (a list
+    of route objects, gps_pano_mapping.json, street_views/), or 'auto' (detected from the
+    file's top level)."""
+    panorama_dir: str | None = None
+    """Study layout: the folder of <pano_id>.jpg + <pano_id>.metadata.json panoramas (image
+    mode only). None: data_dir/panoramas if that folder exists, else data_dir itself."""
+    vln_mini_dir: str | None = None
+    """With data_dir: a second folder in the study's layout holding its VLN-mini routes (and
+    their panoramas in <dir>/panoramas or <dir>); the image-mode visual OOD suite plays all of
+    them. Without it, that suite is left out (the synthetic VLN mini is no visual shift from
+    released street views)."""
+    straight_line_length: int = 2
+    """Study layout: forward() steps walked between two consecutive route points (the study's
+    straight_line_length; the points in between are interpolated)."""
+    max_response_chars: int = DEFAULT_MAX_RESPONSE_CHARS
     """Responses are cut to this many characters before parsing (bounded verifier cost)."""
 
     def __post_init__(self) -> None:
@@ -88,6 +116,11 @@ class VirlConfig:
         _check_choice("action_space", self.action_space, ACTION_SPACES)
         _check_choice("observation_mode", self.observation_mode, OBSERVATION_MODES)
         _check_int_range("tries_per_point", self.tries_per_point, 1, 100)
+        _check_choice("scoring", self.scoring, SCORINGS)
+        _check_choice("data_format", self.data_format, DATA_FORMATS)
+        _check_int_range("straight_line_length", self.straight_line_length, 1, 100)
+        if self.panorama_dir is not None and not isinstance(self.panorama_dir, str):
+            raise ValueError(f"panorama_dir: {self.panorama_dir!r} must be a path string or null")
         _check_int_range("view_size", self.view_size, 32, 2048)
         _check_int_range("num_routes", self.num_routes, 2, 100_000)
         _check_int_range("max_response_chars", self.max_response_chars, 256, 1_000_000)

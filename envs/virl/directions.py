@@ -47,14 +47,15 @@ def normalize_heading(deg: float) -> float:
 def relative_label(from_heading: float, to_heading: float) -> str:
     """The relative action that turns from one heading to another.
 
-    < -45 left, > 45 right, [-45, 0) slightly left, [0, 45] slightly right.
+    The study's thresholds: < -45 left, > 45 right, [-45, 0] slightly left (no change
+    included: the study checks that range first), (0, 45] slightly right.
     """
     d = wrap_angle(to_heading - from_heading)
     if d < -SHARP_TURN_DEG:
         return "left"
     if d > SHARP_TURN_DEG:
         return "right"
-    return "slightly left" if d < 0 else "slightly right"
+    return "slightly left" if d <= 0 else "slightly right"
 
 
 def compass_label(heading: float) -> str:

@@ -11,12 +11,19 @@ Observation: {"text": the next user turn} plus {"image": (2S, 2S, 3) uint8 grid 
 
 info: "task_state" (JSON-able, what the verifier scores against; also accepted back by
 ``reset(options={"task_state": ...})``), "route_id", and after each step "verdict" (the
-Verdict as a dict) and "metrics":
+Verdict as a dict) and "metrics" (per-step accuracy and route success as the study counts
+them):
 - step_correct: this turn was correct
-- steps_correct / steps_total: oracle steps solved so far / in the route
-- step_accuracy: steps_correct / steps_total (unreached steps of a failed route count wrong)
+- steps_correct / steps_total: turns that were correct / steps the study counts: every turn,
+  plus one for a route that the spent budget ends (the study scores that ending as one more
+  wrong step)
+- step_accuracy: steps_correct / steps_total (the study's per-step accuracy; pooled over routes
+  by the evaluation)
 - attempt_accuracy: correct turns / turns taken
-- route_done, route_success
+- oracle_steps_solved / oracle_steps, route_progress: how far along the route the agent got
+- landmarks_correct / landmarks_checked (image mode): turns whose observation named exactly
+  the landmarks in view (landmark recognition, V-IRL-VL)
+- route_done, route_success: the agent stopped at the destination before a budget ran out
 """
 
 from __future__ import annotations
@@ -91,6 +98,8 @@ class VirlEnv(gym.Env):
         self._success = False
         self._turns = 0
         self._turns_correct = 0
+        self._landmarks_correct = 0
+        self._budget_failed = False
 
     # ------------------------------------------------------------ gymnasium API
 
@@ -117,8 +126,8 @@ class VirlEnv(gym.Env):
         self._tries = int(state["tries_used"]) if state is not None else 0
         if not 0 <= self._k < len(self._steps):
             raise ValueError(f"task_state: step_index {self._k} outside the route's steps")
-        self._done = self._success = False
-        self._turns = self._turns_correct = 0
+        self._done = self._success = self._budget_failed = False
+        self._turns = self._turns_correct = self._landmarks_correct = 0
         text = first_prompt(
             self._route,
             self._steps[self._k],
@@ -147,6 +156,7 @@ class VirlEnv(gym.Env):
             verdict = Verdict(**verdict)
         route = self._route
         self._turns += 1
+        self._landmarks_correct += int(verdict.fields.get("landmarks_ok") is True)
         mode = self.config.observation_mode
         if verdict.success:
             self._turns_correct += 1
@@ -161,7 +171,7 @@ class VirlEnv(gym.Env):
         else:
             self._tries += 1
             if verdict.fields["budget_exceeded"]:
-                self._done = True
+                self._done = self._budget_failed = True
                 text = final_turn(False, verdict.feedback)
             else:
                 text = failure_turn(verdict.feedback, route, self._steps[self._k], mode)
@@ -208,15 +218,23 @@ class VirlEnv(gym.Env):
         """Per-route navigation metrics so far (see the module docstring)."""
         total = len(self._steps)
         solved = min(self._k, total)
-        return {
+        counted = self._turns + int(self._budget_failed)
+        out = {
             "step_correct": bool(step_correct),
-            "steps_correct": solved,
-            "steps_total": total,
-            "step_accuracy": solved / total if total else 0.0,
+            "steps_correct": self._turns_correct,
+            "steps_total": counted,
+            "step_accuracy": self._turns_correct / counted if counted else 0.0,
             "attempt_accuracy": self._turns_correct / self._turns if self._turns else 0.0,
+            "oracle_steps_solved": solved,
+            "oracle_steps": total,
+            "route_progress": solved / total if total else 0.0,
             "route_done": self._done,
             "route_success": self._success,
         }
+        if self.config.observation_mode == "image":
+            out["landmarks_correct"] = self._landmarks_correct
+            out["landmarks_checked"] = self._turns
+        return out
 
     def expert_answer(self) -> str:
         """The oracle's JSON answer for the current step (SFT targets, smoke tests)."""

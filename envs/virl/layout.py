@@ -1,4 +1,4 @@
-"""Write a synthetic city in the released V-IRL layout (the loader's test fixture and a demo).
+"""Write a synthetic city in this project's V-IRL data layout (a loader test fixture, a demo).
 
 ``save_released_layout(city, dir)`` writes route_infos.json, gps_pano_mapping.json and one
 360-degree panorama per route point under street_views/, which load_released_layout reads

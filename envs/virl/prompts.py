@@ -79,18 +79,25 @@ def observation_text(route: Route, step: OracleStep, mode: str) -> str:
             for label, h in grid_headings(step.heading)
         )
         return f"[Current observation]\n{facing} The image shows the street views: {panes}."
-    here = route.geocodes[step.point_index]
-    seen = [
-        f"{lm.name} ({side_word(step.heading, bearing(here, lm.latlng))})"
-        for lm in route.visible_landmarks(step.point_index)
-    ]
-    landmarks = f"Landmarks in view: {'; '.join(seen)}." if seen else "No landmarks in view."
+    landmarks = _landmark_text(route, step)
     inter = (
         "You are at an intersection."
         if route.intersections[step.point_index]
         else ("You are not at an intersection.")
     )
     return f"[Current observation]\n{facing} {landmarks} {inter}"
+
+
+def _landmark_text(route: Route, step: OracleStep) -> str:
+    """The landmarks sentence: the data's own sentence where it has one (study layout)."""
+    if route.notes is not None:
+        return f"{route.notes[step.point_index].rstrip('.')}."
+    here = route.geocodes[step.point_index]
+    seen = [
+        f"{lm.name} ({side_word(step.heading, bearing(here, lm.latlng))})"
+        for lm in route.visible_landmarks(step.point_index)
+    ]
+    return f"Landmarks in view: {'; '.join(seen)}." if seen else "No landmarks in view."
 
 
 def first_prompt(route: Route, step: OracleStep, action_space: str, mode: str, tries: int) -> str:

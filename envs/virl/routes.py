@@ -1,6 +1,9 @@
-"""Route data model and a loader for the released V-IRL layout.
+"""Route data model and a loader for this project's V-IRL layout.
 
-Layout of a data folder (the paper's release, as this project reads and writes it)::
+(The study's own release layout is read by ``envs.virl.study_layout`` into the same Route
+model; ``envs.virl.pools`` picks the reader.)
+
+Layout of a data folder in this project's layout::
 
     route_infos.json        a JSON list of routes (schema below)
     gps_pano_mapping.json   {"<lat:.6f>,<lng:.6f>": "<pano_id>", ...}: one panorama per point
@@ -80,7 +83,11 @@ class Milestone:
     approach: str
     """The 'move forward until ...' sentence that leads here ('' for the first milestone)."""
     instruction: str
-    """The sentence executed at this point ('Turn right to face east ...', 'Stop at ...')."""
+    """The sentence executed at this point ('Turn right to face east ...', 'Stop at ...'); ''
+    for a stop that shares the sentence of the walk leading to it (study layout)."""
+    label: str | None = None
+    """The turn's compass label as written in the data (study layout); None: the nearest of
+    the eight compass points to ``heading``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +113,15 @@ class Route:
     geocodes: tuple[tuple[float, float], ...]
     intersections: tuple[bool, ...]
     milestones: tuple[Milestone, ...]
+    headings: tuple[float, ...] | None = None
+    """The agent's heading on reaching each point, from the data (study layout); None: the
+    bearing of the street segment walked into it (start_heading at point 0)."""
+    seen: tuple[tuple[str, ...], ...] | None = None
+    """Names of the landmarks observed at each point, from the data (study layout); None: the
+    nearest-point rule on coordinates."""
+    notes: tuple[str, ...] | None = None
+    """The data's observation sentence at each point ('X is on your left front'); None: the
+    observation text is written from coordinates."""
 
     @property
     def num_points(self) -> int:
@@ -115,6 +131,12 @@ class Route:
     def _visible(self) -> tuple[tuple[Place, ...], ...]:
         # Nearest-point rule: each landmark is observed at one point at most, so "move forward
         # until you reach X" always names a single point of the route.
+        if self.seen is not None:
+            by_name = {lm.name: lm for lm in self.landmarks}
+            return tuple(
+                tuple(sorted((by_name[n] for n in names), key=lambda lm: lm.name))
+                for names in self.seen
+            )
         seen: list[list[Place]] = [[] for _ in self.geocodes]
         for lm in self.landmarks:
             dists = [distance_m(p, lm.latlng) for p in self.geocodes]
@@ -134,7 +156,8 @@ class Route:
         for m in self.milestones:
             if m.approach:
                 out.append(m.approach)
-            out.append(m.instruction)
+            if m.instruction:
+                out.append(m.instruction)
         return tuple(out)
 
     @property
@@ -142,7 +165,8 @@ class Route:
         return "\n".join(f"{i + 1}. {s}" for i, s in enumerate(self.sentences))
 
     def to_dict(self) -> dict[str, Any]:
-        """The released-layout JSON object for this route."""
+        """This project's layout JSON object for this route (the per-point data of a route read
+        from the study's layout is not part of it)."""
         return {
             "route_id": self.route_id,
             "city": self.city,

@@ -42,7 +42,7 @@ def test_wrap_angle_range_is_minus_180_exclusive(deg, wrapped):
     [
         (0, 315, "slightly left"),  # exactly -45 is still slight
         (0, 314.9, "left"),
-        (0, 0, "slightly right"),  # no change counts as slightly right ([0, 45])
+        (0, 0, "slightly left"),  # no change: the study checks [-45, 0] first
         (0, 45, "slightly right"),  # exactly 45 is still slight
         (0, 45.1, "right"),
         (0, 180, "right"),  # a U-turn wraps to +180

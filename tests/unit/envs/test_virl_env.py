@@ -83,16 +83,29 @@ def test_wrong_action_then_budget_fails_the_route():
     assert obs["text"].startswith("You failed this trial because")
     assert info["task_state"]["tries_used"] == 1
     obs, reward, done, _, info = env.step(_answer(seen, "stop()"))
-    assert reward == -1.0 and done  # the second failed try: budget exceeded, route over
+    assert reward == -1.5 and done  # the second failed try: budget spent, route over
     assert info["verdict"]["fields"]["budget_exceeded"] is True
-    assert info["metrics"]["route_done"] and not info["metrics"]["route_success"]
-    assert info["metrics"]["step_accuracy"] < 1.0
+    m = info["metrics"]
+    assert m["route_done"] and not m["route_success"]
+    # The study's per-step accuracy: correct turns over turns, plus one step for the ending.
+    assert m["steps_total"] == m["steps_correct"] + 3
+    assert m["step_accuracy"] == m["steps_correct"] / m["steps_total"] < 1.0
+    assert m["route_progress"] < 1.0
     with pytest.raises(RuntimeError):
         env.step("anything")
 
 
-def test_wrong_observation_costs_one_and_a_half_and_retry_succeeds():
+def test_wrong_observation_is_ignored_by_the_study_scoring():
     env = VirlEnv(SMALL)
+    _, info = env.reset(options={"route_index": 0})
+    state = info["task_state"]
+    _, reward, _, _, info = env.step(_answer("nothing here", state["expected_action"]))
+    assert reward == 1.0 and info["verdict"]["success"]
+    assert info["verdict"]["fields"]["observation_ok"] is False
+
+
+def test_strict_wrong_observation_costs_one_and_a_half_and_retry_succeeds():
+    env = VirlEnv({**SMALL, "scoring": "strict"})
     _, info = env.reset(options={"route_index": 0})
     state = info["task_state"]
     assert state["visible_landmarks"]  # the start place is in view
@@ -109,7 +122,7 @@ def test_tries_per_point_is_configurable():
     env = VirlEnv({**SMALL, "tries_per_point": 3})
     _at_forward_step(env)
     rewards = [env.step("no json")[1] for _ in range(3)]
-    assert rewards == [-1.0, -1.0, -1.0]
+    assert rewards == [-1.0, -1.0, -1.5]
     assert env.metrics()["route_done"]
 
 

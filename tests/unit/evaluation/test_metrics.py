@@ -7,7 +7,8 @@ import math
 import pytest
 
 from evaluation.metrics import headline, suite_metrics
-from tests.unit.evaluation.episodes import gp_episode, virl_episode
+from rollout.runner import EpisodeResult
+from tests.unit.evaluation.episodes import gp_episode, turn, virl_episode
 
 
 def gp_suite():
@@ -93,3 +94,16 @@ def test_translation_reads_the_first_answers_number_field() -> None:
     assert m["rate"] == 0.5
     lo, hi = m["wilson95"]
     assert lo < 0.5 < hi
+
+
+def test_virl_vl_landmark_recognition_counts_every_turn() -> None:
+    def episode(flags: list[bool | None]) -> EpisodeResult:
+        turns = [turn(True, {"landmarks_ok": f}, {"route_id": "r"}) for f in flags]
+        return EpisodeResult(
+            "v", True, turns, {"metrics": virl_episode(1, 1).final_info["metrics"]}
+        )
+
+    m = suite_metrics([episode([True, False, True]), episode([True])])
+    assert (m["recognition"]["successes"], m["recognition"]["n"]) == (3, 4)
+    assert headline(m, "recognition") == (m["recognition"]["rate"], m["recognition"]["stderr"])
+    assert "recognition" not in suite_metrics([episode([None, None])])  # text mode: not checked

@@ -23,10 +23,15 @@ STATE = {
     "tries_per_point": 2,
 }
 VERIFIER = VirlVerifier()
+STRICT = VirlVerifier({"scoring": "strict"})
 
 
 def verify(text, **overrides):
     return VERIFIER.verify({**STATE, **overrides}, text)
+
+
+def verify_strict(text, **overrides):
+    return STRICT.verify({**STATE, **overrides}, text)
 
 
 @pytest.mark.parametrize(
@@ -52,37 +57,63 @@ def test_tolerant_parsing_scores_correct(text):
     assert verdict.fields["answer_start"] >= 0
 
 
-def test_reward_table_and_precedence():
+def test_strict_reward_table_and_precedence():
     good_obs = "Joe's Pizza"
-    v = verify(f'{{"current observation": "{good_obs}", "action": "forward()"}}')
+    v = verify_strict(f'{{"current observation": "{good_obs}", "action": "forward()"}}')
     assert v.reward == -1.0 and v.fields["action_ok"] is False and v.fields["observation_ok"]
     assert "not correct" in v.feedback
-    v = verify('{"current observation": "Katz Deli", "action": "turn_direction(northeast)"}')
+    v = verify_strict('{"current observation": "Katz Deli", "action": "turn_direction(northeast)"}')
     assert v.reward == -1.5 and v.fields["action_ok"] and not v.fields["observation_ok"]
-    assert "not in view" in v.feedback
+    assert "not in view" in v.feedback and not v.success
     # Both wrong: the observation penalty, not a sum.
-    v = verify('{"current observation": "nothing", "action": "stop()"}')
+    v = verify_strict('{"current observation": "nothing", "action": "stop()"}')
     assert v.reward == -1.5
-    v = verify('{"current observation": "Joe\'s Pizza and Katz Deli", "action": "forward()"}')
+    v = verify_strict(
+        '{"current observation": "Joe\'s Pizza and Katz Deli", "action": "forward()"}'
+    )
     assert v.reward == -1.5
-    v = verify("I would turn northeast.")
+    v = verify_strict("I would turn northeast.")
     assert v.reward == -1.0 and not v.fields["parse_ok"] and v.fields["answer_start"] == -1
-    # The last allowed try: budget exceeded replaces the penalty.
-    v = verify('{"current observation": "nothing", "action": "stop()"}', tries_used=1)
-    assert v.reward == -1.0 and v.fields["budget_exceeded"] and not v.success
-    v = verify(
+    # The last allowed try: the spent budget replaces the penalty.
+    v = verify_strict('{"current observation": "nothing", "action": "stop()"}', tries_used=1)
+    assert v.reward == -1.5 and v.fields["budget_exceeded"] and not v.success
+    v = verify_strict(
         '{"current observation": "Joe\'s Pizza", "action": "turn_direction(northeast)"}',
         tries_used=1,
     )
     assert v.success and not v.fields["budget_exceeded"]
 
 
+def test_study_scoring_looks_at_the_action_only():
+    right = "turn_direction(northeast)"
+    for obs in ("Katz Deli", "nothing at all", "Joe's Pizza"):
+        v = verify(f'{{"current observation": "{obs}", "action": "{right}"}}')
+        assert v.success and v.reward == 1.0 and v.feedback == "", obs
+    v = verify(f'{{"action": "{right}"}}')  # no observation at all: still +1
+    assert v.success and v.reward == 1.0 and v.fields["observation_ok"] is False
+    for wrong in ("forward()", "stop()", "turn_direction(left)", "jump()"):
+        v = verify(f'{{"current observation": "Joe\'s Pizza", "action": "{wrong}"}}')
+        assert not v.success and v.reward == -1.0, wrong
+    v = verify("no answer here")
+    assert v.reward == -1.0 and not v.fields["parse_ok"]
+    v = verify('{"current observation": "Joe\'s Pizza", "action": "forward()"}', tries_used=1)
+    assert v.reward == -1.5 and v.fields["budget_exceeded"]
+
+
+def test_landmark_recognition_is_reported_in_image_mode_only():
+    good = '{"current observation": "Joe\'s Pizza", "action": "forward()"}'
+    bad = '{"current observation": "Katz Deli", "action": "forward()"}'
+    assert verify(good).fields["landmarks_ok"] is None
+    assert verify(good, observation_mode="image").fields["landmarks_ok"] is True
+    assert verify(bad, observation_mode="image").fields["landmarks_ok"] is False
+
+
 def test_similar_names_are_told_apart():
     assert mentioned_landmarks("I see Joe's Pizza", STATE["route_landmarks"]) == {"Joe's Pizza"}
     assert mentioned_landmarks("joe pizza!", STATE["route_landmarks"]) == {"Joe Pizza"}
-    v = verify('{"current observation": "Joe Pizza", "action": "turn_direction(northeast)"}')
+    v = verify_strict('{"current observation": "Joe Pizza", "action": "turn_direction(northeast)"}')
     assert v.reward == -1.5
-    v = verify(
+    v = verify_strict(
         '{"current observation": "none", "action": "forward()"}',
         visible_landmarks=[],
         expected_action="forward()",
@@ -173,3 +204,39 @@ def test_json_like_answers_never_raise(obj, fenced):
 def test_verifier_is_deterministic():
     text = '{"current observation": "Joe\'s Pizza", "action": "stop()"}'
     assert verify(text) == verify(text)
+
+
+# (prefix, repeated unit): inputs that used to cost quadratic time (many keys whose values run
+# on to the end) and long values full of escapes or apostrophes.
+LINEAR_CASES = {
+    "bare keys": ("", "action:"),
+    "single-quoted values": ("", "'action': 'a"),
+    "observation keys": ("", "current observation: "),
+    "double-quoted values": ("", '"action": "x'),
+    "escapes in a value": ("'action': '", "\\a"),
+    "apostrophes in a value": ("'action': '", "Joe's "),
+}
+
+
+@pytest.mark.parametrize(("prefix", "unit"), list(LINEAR_CASES.values()), ids=list(LINEAR_CASES))
+def test_parsing_is_linear_in_the_answer_length(prefix, unit):
+    # 128k characters with the cap lifted: quadratic parsing took ~3 s at 32k (~50 s here);
+    # linear parsing takes milliseconds. The bound leaves ample room for a loaded machine.
+    text = prefix + unit * (131_072 // len(unit))
+    start = time.perf_counter()
+    parse_answer(text, max_chars=len(text))
+    assert time.perf_counter() - start < 1.0
+
+
+def test_public_helpers_enforce_the_verifier_cap():
+    from envs.virl.config import DEFAULT_MAX_RESPONSE_CHARS
+    from verifier.virl import answer_start
+
+    answer = '{"action": "forward()"}'
+    late = " " * DEFAULT_MAX_RESPONSE_CHARS + answer
+    assert parse_answer(answer) == {"action": "forward()"}
+    assert parse_answer(late) is None  # beyond the cap, as the verifier sees it
+    assert parse_answer(late, max_chars=len(late)) == {"action": "forward()"}
+    assert answer_start(late) == -1 and answer_start(late, max_chars=len(late)) > 0
+    assert verify(late).fields["parse_ok"] is False
+    assert canonical_action("forward()" + " " * 100_000) == "forward()"
