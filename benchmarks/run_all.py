@@ -105,7 +105,7 @@ BENCHES = [
     Bench(
         "scaling",
         "benchmarks.bench_scaling",
-        _a("--models tiny-lm smollm2-135m --episodes-per-update 16"),
+        _a("--models tiny-lm --episodes-per-update 16"),  # SmolLM2 point: bench_scaling alone
         _a("--models tiny-lm --episodes-per-update 8 --workers 1 --env-actors 1 2"),
         900,
         480,

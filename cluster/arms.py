@@ -14,6 +14,7 @@ functions wire one arm from the fleet, a learner group, the buffer and the evalu
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,9 +25,11 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
+from cluster.checkpoints import checkpoint_update
 from cluster.config import ExperimentConfig
 from cluster.stages import rl_specs, save_rl_checkpoint
 from evaluation.flops import ComputeMeter, turn_tokens
+from verifier.base import VERIFIER_ERROR_FIELD
 
 # Version tags of SFT-arm weights on the engines, far from the RL policy versions (0, 1, ...).
 SFT_ARM_VERSION_BASE = 1_000_000
@@ -68,7 +71,9 @@ def rl_arm(
     if checkpoint is not None:
         group.load_checkpoint(str(checkpoint))
         meter = ComputeMeter.load(checkpoint)
-        start = int(checkpoint.name.split("-")[1])
+        start = checkpoint_update(checkpoint)
+    # Points this arm recorded past its starting point are replayed (none on a fresh run).
+    ev.drop_stage("rl", seed, after_step=start)
     buffer = make_buffer_actor(cfg.buffer, arm_dir)
     transport = make_transport(cfg.rollout, group, fleet, f"{cfg.name}-s{seed}")
     transport.sync(group.policy_version())
@@ -191,6 +196,15 @@ def _pass_order(n: int, rng: random.Random):
         yield from order
 
 
+def _verifier_failed(verdict_json: str) -> bool:
+    """Whether a turn's verdict records that verification raised (verifier.base.verify_total)."""
+    try:
+        fields = json.loads(verdict_json)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(fields, dict) and VERIFIER_ERROR_FIELD in fields
+
+
 def rollout_summary(episodes: list[Any]) -> dict[str, float]:
     """Per-update rollout metrics, including what vLLM's prefix cache saved: the share of
     prompt tokens it served and the prefill tokens actually computed per episode."""
@@ -204,6 +218,7 @@ def rollout_summary(episodes: list[Any]) -> dict[str, float]:
         "rollout/episode_reward_mean": sum(e.total_reward for e in episodes) / n,
         "rollout/success_rate": sum(e.success for e in episodes) / n,
         "rollout/turns_mean": sum(len(e.turns) for e in episodes) / n,
+        "rollout/verifier_errors": float(sum(_verifier_failed(t.verdict) for t in turns)),
         "rollout/episodes_delta": float(len(episodes)),
         "rollout/tokens_delta": float(
             sum(len(t.response_token_ids) for e in episodes for t in e.turns)

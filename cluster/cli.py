@@ -244,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.set_defaults(fn=_cmd_tune)
 
-    demo = sub.add_parser("demo", help="the study at CPU scale (SmolLM2-135M, 3 seeds, about an hour)")
+    demo = sub.add_parser(
+        "demo", help="the study at CPU scale (SmolLM2-135M, 3 seeds, about an hour)"
+    )
     size = demo.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="the tiny model, a few minutes")
     size.add_argument("--vl", action="store_true", help="GP-VL with the tiny VLM (image path)")

@@ -15,7 +15,7 @@ from typing import Literal
 from cluster.placement_config import PlacementConfig
 from cluster.ray_config import RayConfig
 from cluster.stages_config import RLStageConfig, SFTStageConfig, StudyConfig
-from cluster.typed_config import check, load
+from cluster.typed_config import RUN_NAME, check, load
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.virl.config import VirlConfig
 from evaluation.config import EvaluationConfig
@@ -92,7 +92,13 @@ class ExperimentConfig:
     """The study design fixed before the run: training seeds and the primary endpoint."""
 
     def __post_init__(self) -> None:
-        check(bool(self.name) and "/" not in self.name, "name", "must be a non-empty file name")
+        check(
+            RUN_NAME.fullmatch(self.name) is not None,
+            "name",
+            f"{self.name!r} is not a plain run name: use letters, digits, '-', '_' and '.' "
+            "(1-100 characters, not '.' or '..', no path separators); it names the run's "
+            "output folder",
+        )
         check(self.episodes >= 1, "episodes", f"must be >= 1, got {self.episodes}")
         eval_tokens = self.evaluation.max_new_tokens
         check(

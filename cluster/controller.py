@@ -28,6 +28,7 @@ import ray
 from tqdm import tqdm
 
 from cluster.arms import StageTimer, rl_arm, sft_arm, stage_learner
+from cluster.checkpoints import CHECKPOINTS_DIR, newest_complete
 from cluster.config import ExperimentConfig
 from cluster.metrics import MetricsLogger
 from cluster.ray_runtime import init_ray
@@ -98,7 +99,7 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
             arm, done = cfg.arm_config(seed), cfg.arm_dir(seed) / ARMS_DONE
             if resume and done.is_file() and done.read_text() == str(cfg.rl.updates):
                 continue  # both arms finished with this many RL updates
-            checkpoint = latest_checkpoint(cfg.arm_dir(seed)) if resume else None
+            checkpoint = latest_checkpoint(cfg.arm_dir(seed), print) if resume else None
             arm_meter = ComputeMeter.from_dict(meter.to_dict())
             if cfg.rl.enabled:
                 with t(f"rl_arm_seed{seed}"):
@@ -173,7 +174,11 @@ def report_meta(cfg: ExperimentConfig, ev: Evaluator, meter: ComputeMeter) -> di
 
 
 def _checkpoints(cfg: ExperimentConfig) -> list[Path]:
-    found = [latest_checkpoint(cfg.arm_dir(s)) for s in cfg.training_seeds]
+    # Sizes only here (a quick "is there anything to resume"); the arm hashes its own later.
+    found = [
+        newest_complete(cfg.arm_dir(s) / CHECKPOINTS_DIR, check_hashes=False)[0]
+        for s in cfg.training_seeds
+    ]
     return [c for c in found if c is not None]
 
 

@@ -9,6 +9,7 @@ runtime env or the logs: the job's driver runs on the cluster, which already has
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 import urllib.error
 import urllib.request
@@ -100,7 +101,6 @@ def submit(
 ) -> str:
     """Submit ``veriray run CONFIG overrides`` as a Ray job; return the job id."""
     client = _client(target)
-    entry = ["python", "-m", "cluster.cli", "run", config, "ray.address=auto", *overrides]
     runtime_env: dict[str, Any] = {
         "working_dir": str(working_dir),
         "excludes": WORKING_DIR_EXCLUDES,
@@ -108,7 +108,15 @@ def submit(
     }
     if pip:
         runtime_env["pip"] = pip
-    return submit_when_agent_ready(client, " ".join(entry), runtime_env)
+    return submit_when_agent_ready(client, job_entrypoint(config, overrides), runtime_env)
+
+
+def job_entrypoint(config: str, overrides: list[str]) -> str:
+    """The job's shell command. Quoted word by word (shlex.join): an override with spaces or
+    shell characters (``data_dir=/my data``, ``a=$(x)``) reaches the run as one literal argument."""
+    return shlex.join(
+        ["python", "-m", "cluster.cli", "run", config, "ray.address=auto", *overrides]
+    )
 
 
 def submit_when_agent_ready(

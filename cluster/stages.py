@@ -7,11 +7,13 @@ the buffer holds trajectories, the evaluator scores suites. These functions wire
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ray
 
+from cluster.checkpoints import CHECKPOINTS_DIR, newest_complete, save_atomically
 from cluster.config import ExperimentConfig
 from envs.families import config_dict
 from evaluation.flops import ComputeMeter
@@ -93,13 +95,20 @@ def rl_specs(cfg: ExperimentConfig, update: int) -> list[EpisodeSpec]:
     ]
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = sorted((run_dir / "checkpoints").glob("update-*"))
-    return ckpts[-1] if ckpts else None
+def latest_checkpoint(run_dir: Path, say: Callable[[str], None] | None = None) -> Path | None:
+    """The newest complete checkpoint of an arm (cluster/checkpoints.py); ``say`` hears one
+    line per checkpoint skipped on the way (unfinished or damaged)."""
+    found, skipped = newest_complete(run_dir / CHECKPOINTS_DIR)
+    for line in skipped if say is not None else []:
+        say(f"--resume: skipped {run_dir / CHECKPOINTS_DIR}/{line}")
+    return found
 
 
 def save_rl_checkpoint(group: Any, meter: ComputeMeter, run_dir: Path, update: int) -> Path:
-    folder = run_dir / "checkpoints" / f"update-{update:06d}"
-    group.save_checkpoint(str(folder))
-    meter.save(folder)
-    return folder
+    """Save atomically: complete under its final name, or not there at all."""
+
+    def write(folder: Path) -> None:
+        group.save_checkpoint(str(folder))
+        meter.save(folder)
+
+    return save_atomically(run_dir / CHECKPOINTS_DIR, update, write)

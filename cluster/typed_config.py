@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import inspect
 import itertools
+import re
 import textwrap
 import types
 from pathlib import Path
@@ -21,6 +22,10 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import yaml
 
 T = TypeVar("T")
+
+RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+"""A run name becomes a folder name (outputs, weight hand-off), so only a plain file name: it
+cannot start with '.', which also keeps out '.', '..' and hidden names."""
 
 
 class ConfigError(ValueError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from evaluation.flops import ComputeMeter, turn_tokens
 from evaluation.metrics import headline, suite_metrics
 from evaluation.samples import append_samples, drop_samples, sample_rows
 from rollout.runner import EpisodeResult, EpisodeSpec
+
+logger = logging.getLogger(__name__)
 
 POINTS_FILE = "eval_points.jsonl"
 SWEEPS_FILE = "viter_sweeps.jsonl"
@@ -182,18 +185,28 @@ class Evaluator:
             append_samples(self.out_dir, rows)
         return point
 
-    def drop_stage(self, stage: str, seed: int | None = None) -> None:
-        """Forget every point of ``stage`` (of one training ``seed``, when given), in memory
-        and on disk, before it is replayed."""
-        self.points = [
+    def drop_stage(self, stage: str, seed: int | None = None, after_step: int = -1) -> None:
+        """Forget the points of ``stage`` (of one training ``seed``, when given) whose step is
+        past ``after_step`` (all of them by default), in memory and on disk, before they are
+        replayed: a resumed arm replays everything after the checkpoint it starts from."""
+        kept = [
             p
             for p in self.points
-            if not (p["stage"] == stage and (seed is None or p.get("seed") == seed))
+            if not (
+                p["stage"] == stage
+                and (seed is None or p.get("seed") == seed)
+                and p["step"] > after_step
+            )
         ]
+        if len(kept) == len(self.points):
+            return  # nothing to replay (a fresh run): leave the files alone
+        self.points = kept
         if self.out_dir is not None:
             text = "".join(json.dumps(p) + "\n" for p in self.points)
-            (self.out_dir / POINTS_FILE).write_text(text)
-            drop_samples(self.out_dir, stage, seed)
+            tmp = self.out_dir / f"{POINTS_FILE}.tmp"
+            tmp.write_text(text)
+            tmp.replace(self.out_dir / POINTS_FILE)  # never half a file
+            drop_samples(self.out_dir, stage, seed, after_step)
 
     def sweep_viter(
         self,
@@ -239,8 +252,20 @@ class Evaluator:
 
 
 def load_records(run_dir: str | Path, filename: str) -> list[dict[str, Any]]:
-    """Points or sweeps a run appended so far (empty if none)."""
+    """Points or sweeps a run appended so far (empty if none).
+
+    A crash while appending can leave the last line torn: it is dropped with a warning (its
+    point is replayed on resume). A bad line anywhere else is damage, and an error."""
     path = Path(run_dir) / filename
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}: line {i + 1} is not JSON ({err})") from err
+            logger.warning("%s: dropped a torn last line (an append cut short)", path)
+    return records

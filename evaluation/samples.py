@@ -79,15 +79,18 @@ def append_samples(run_dir: str | Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def drop_samples(run_dir: str | Path, stage: str, seed: int | None) -> None:
-    """Forget a stage's rows (of one seed, when given) before the stage is replayed."""
+def drop_samples(run_dir: str | Path, stage: str, seed: int | None, after_step: int = -1) -> None:
+    """Forget a stage's rows (of one seed, when given; past ``after_step``) before the stage
+    is replayed."""
     path = Path(run_dir) / SAMPLES_FILE
     if not path.is_file():
         return
     rows = [
         r
         for r in pq.read_table(path, schema=SCHEMA).to_pylist()
-        if not (r["stage"] == stage and (seed is None or r["seed"] == seed))
+        if not (
+            r["stage"] == stage and (seed is None or r["seed"] == seed) and r["step"] > after_step
+        )
     ]
     _write(pa.Table.from_pylist(rows, schema=SCHEMA), path)
 

@@ -6,7 +6,7 @@ Layout of a training checkpoint directory:
   value_model.safetensors  value head (+ separate critic backbone), for RL inits from here
   deepspeed/               engine.save_checkpoint: model (incl. value model), optimizer and
                            lr-scheduler states, per rank / partition
-  rng/rank{r}.pt           torch, numpy and python RNG states of every rank
+  rng/rank{r}.json         torch, numpy and python RNG states of every rank (JSON, no pickle)
   trainer_state.json       counters (step, epoch, consumed samples, policy version)
 
 The value model is kept OUT of hf/: vLLM reads every *.safetensors file of a model folder.
@@ -52,17 +52,40 @@ def load_counters(path: Path) -> Counters:
 
 
 def rng_state() -> dict[str, Any]:
+    """torch, numpy and python RNG states as plain JSON data (no pickle on disk)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
     return {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "torch": torch.get_rng_state().tolist(),
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": [version, list(internal), gauss_next],
     }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def save_rng_state(path: Path) -> None:
+    path.write_text(json.dumps(rng_state()))
+
+
+def load_rng_state(path: Path) -> None:
+    """Restore RNG states saved by save_rng_state (JSON: nothing is unpickled)."""
+    if not path.is_file():
+        legacy = path.with_suffix(".pt")
+        hint = (
+            f"; {legacy.name} is an older pickle this version does not load: resume from a "
+            "checkpoint written by this version, or start the run again"
+            if legacy.is_file()
+            else ""
+        )
+        raise FileNotFoundError(f"{path}: RNG state missing{hint}")
+    set_rng_state(json.loads(path.read_text()))
 
 
 def _tie_head_key(keys: list[str]) -> tuple[str, str] | None:

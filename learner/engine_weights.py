@@ -66,12 +66,14 @@ def write_safetensors_in_place(tensors: dict[str, torch.Tensor], path: Path) -> 
     had the same layout and was overwritten in place, False when a new file replaced it."""
     head, offsets = safetensors_header(tensors)
     size = len(head) + sum(t.numel() * t.element_size() for t in tensors.values())
-    reuse = path.is_file() and path.stat().st_size == size
+    reuse = path.is_file() and not path.is_symlink() and path.stat().st_size == size
     if reuse:
-        with path.open("rb") as f:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as f:
             reuse = f.read(len(head)) == head
     target = path if reuse else path.with_name(path.name + ".tmp")
-    fd = os.open(target, os.O_RDWR | (0 if reuse else os.O_CREAT | os.O_TRUNC), 0o644)
+    # Private (0600) and never through a symlink someone planted in the folder.
+    flags = os.O_RDWR | os.O_NOFOLLOW | (0 if reuse else os.O_CREAT | os.O_TRUNC)
+    fd = os.open(target, flags, 0o600)
     try:
         if not reuse:
             os.ftruncate(fd, size)
@@ -86,6 +88,13 @@ def write_safetensors_in_place(tensors: dict[str, torch.Tensor], path: Path) -> 
     if not reuse:
         os.replace(target, path)
     return reuse
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as a 0600 file, refusing to follow a symlink at ``path``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _pwrite_all(fd: int, data: object, offset: int) -> None:
@@ -121,7 +130,7 @@ def write_engine_weights(policy: nn.Module, folder: Path) -> list[str] | None:
     tensors = engine_tensors(policy)
     if tensors is None:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_safetensors_in_place(tensors, folder / WEIGHTS_FILE)
-    policy.config.to_json_file(str(folder / "config.json"))
+    write_private_text(folder / "config.json", policy.config.to_json_string())
     return [str(folder / WEIGHTS_FILE)]

@@ -10,8 +10,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from learner import checkpoint as ckpt
 from learner.config import LearnerConfig
 
@@ -88,7 +86,7 @@ class RankStateMixin:
         root = Path(folder)
         (root / "rng").mkdir(parents=True, exist_ok=True)
         self.engine.save_checkpoint(str(root / ckpt.DS_DIR), tag=f"step{self.counters.step}")
-        torch.save(ckpt.rng_state(), root / "rng" / f"rank{self.rank}.pt")
+        ckpt.save_rng_state(root / "rng" / f"rank{self.rank}.json")
         with self._gathered():
             if self.rank == 0:
                 ckpt.save_hf_policy(self.engine.module.policy, root / ckpt.HF_DIR, self.chat)
@@ -104,8 +102,7 @@ class RankStateMixin:
         if path is None:
             raise FileNotFoundError(f"no DeepSpeed checkpoint under {root / ckpt.DS_DIR}")
         self.counters = ckpt.load_counters(root / ckpt.STATE_FILE)
-        state = torch.load(root / "rng" / f"rank{self.rank}.pt", weights_only=False)
-        ckpt.set_rng_state(state)
+        ckpt.load_rng_state(root / "rng" / f"rank{self.rank}.json")
         return self.state()
 
     def state(self) -> dict[str, int]:

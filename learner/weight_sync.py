@@ -15,16 +15,37 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
 import ray
 
-SHM_ROOT = Path("/dev/shm/veriray")
+from cluster.typed_config import RUN_NAME
+
+SHM_ROOT = Path("/dev/shm")
+"""Where the weight folders go (RAM-backed); the system temp folder where it is missing."""
 # A 135M model's export + reload takes ~1 s on CPU; large models on slow disks take longer.
 SYNC_TIMEOUT_S = 900
+
+
+def private_weights_dir(run_name: str, base: Path | None = None) -> Path:
+    """A fresh folder for one run's weight hand-off: made by mkdtemp (a name no one can guess
+    or claim first, mode 0700), then checked to be a real folder owned by this user that no one
+    else can enter. Two runs with the same name get two folders."""
+    if not RUN_NAME.fullmatch(run_name):
+        raise ValueError(f"run name {run_name!r}: not a plain name (see ExperimentConfig.name)")
+    if base is None:
+        base = SHM_ROOT if SHM_ROOT.is_dir() else Path(tempfile.gettempdir())
+    root = Path(tempfile.mkdtemp(prefix=f"veriray-{run_name}-", dir=base))
+    info = os.lstat(root)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(f"{root}: not a private folder of this user (mode, owner or type)")
+    return root
 
 
 class WeightTransport(Protocol):
@@ -39,8 +60,7 @@ class SharedMemoryTransport:
     def __init__(self, learner: Any, fleet: Any, run_name: str) -> None:
         self.learner = learner
         self.fleet = fleet
-        self.root = (SHM_ROOT if SHM_ROOT.parent.is_dir() else Path("/tmp/veriray-shm")) / run_name
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = private_weights_dir(run_name)
         self.latest: Path | None = None
         """The folder the engines last loaded."""
 

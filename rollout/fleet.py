@@ -248,10 +248,43 @@ class RolloutFleet:
             raise err  # a real error in the episode code, not an actor death: fail loudly
 
     def load_weights(self, version: int, weights_dir: str) -> list[int]:
+        """Every worker serves ``version``; returns the versions they report.
+
+        A worker that dies while loading is replaced, and the replacement loads the same
+        folder as it starts (``_new_worker``), so a death here costs a restart, not the run.
+        """
         self.version, self.weights_dir = version, weights_dir
-        return ray.get(
-            [w.handle.load_weights.remote(version, weights_dir) for w in self.workers.values()]
-        )
+        calls = {
+            wid: w.handle.load_weights.remote(version, weights_dir)
+            for wid, w in self.workers.items()
+        }
+        served: list[int] = []
+        for wid, ref in calls.items():
+            for attempt in range(MAX_CHUNK_RETRIES + 1):
+                try:
+                    served.append(ray.get(ref))
+                    break
+                except _DEATHS:
+                    if attempt == MAX_CHUNK_RETRIES:
+                        raise
+                    new_id = self._replace_dead_worker(wid, "while loading weights")
+                    if new_id is None:
+                        break  # it was draining: nothing to replace
+                    wid, ref = new_id, self.workers[new_id].handle.version.remote()
+        return served
+
+    def _replace_dead_worker(self, worker_id: str, when: str) -> str | None:
+        """Retire a dead worker and start its replacement, which serves the current weights
+        (None when the dead worker was draining anyway)."""
+        log.warning("rollout worker %s died %s; replacing it", worker_id, when)
+        worker = self.workers[worker_id]
+        self._retire(worker, graceful=False)
+        self.replaced["rollout"] += 1
+        if worker.draining:
+            return None
+        new = self._new_worker()
+        self.workers[new.worker_id] = new
+        return new.worker_id
 
     @property
     def worker_handles(self) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,13 @@ class ImageStore:
         digest = hashlib.sha1(arr.tobytes() + str(arr.shape).encode()).hexdigest()
         path = self.folder / f"{digest}.png"
         if not path.exists():
-            tmp = path.with_suffix(".tmp.png")
-            Image.fromarray(arr).save(tmp)
-            tmp.replace(path)  # atomic: readers never see a half-written file
+            # A unique temp name: two env actors rendering the same image must not share one.
+            tmp = path.with_name(f"{digest}.{uuid.uuid4().hex}.tmp.png")
+            try:
+                Image.fromarray(arr).save(tmp, format="PNG")
+                tmp.replace(path)  # atomic: readers never see a half-written file
+            finally:
+                tmp.unlink(missing_ok=True)
         return digest
 
     def get(self, ref: str) -> Image.Image:

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from typing import Any
 
 from envs.families import family as task_family
 from rollout.images import ImageStore
+from verifier.base import verify_total
+
+logger = logging.getLogger(__name__)
 
 
 class EnvActor:
@@ -35,7 +39,10 @@ class EnvActor:
 
     def apply_verdict(self, key: str, verdict: dict[str, Any]) -> dict[str, Any]:
         env = self.envs[key]
-        obs, reward, terminated, truncated, info = env.apply_verdict(verdict)
+        try:
+            obs, reward, terminated, truncated, info = env.apply_verdict(verdict)
+        except Exception as err:  # an env bug on one answer must not end the run
+            return self._end_on_error(key, verdict, err)
         done = bool(terminated or truncated)
         if done:
             del self.envs[key]
@@ -46,6 +53,27 @@ class EnvActor:
             "done": done,
             "info": _jsonable(info),
             "task_state": info["task_state"],
+        }
+
+    def _end_on_error(self, key: str, verdict: dict[str, Any], err: Exception) -> dict[str, Any]:
+        """The episode ends here, truncated, scored with the verdict's reward; the error is
+        logged and kept in the step's info (``env_error``), so it is counted, not fatal."""
+        env = self.envs.pop(key)
+        reason = f"{type(err).__name__}: {str(err)[:200]}"
+        logger.warning(
+            "env %s raised while stepping episode %s (%s); episode truncated",
+            type(env).__name__,
+            key,
+            reason,
+        )
+        state = env.task_state() if hasattr(env, "task_state") else {}
+        return {"text": "", "image": None, "image_ref": None} | {
+            "reward": float(verdict.get("reward", 0.0)),
+            "terminated": False,
+            "truncated": True,
+            "done": True,
+            "info": {"env_error": reason},
+            "task_state": _jsonable(state),
         }
 
     def close(self, key: str) -> None:
@@ -81,7 +109,7 @@ class VerifierActor:
         key = (family, json.dumps(config, sort_keys=True, default=str))
         if key not in self._verifiers:
             self._verifiers[key] = task_family(family).make_verifier(config)
-        return self._verifiers[key].verify(task_state, response).to_dict()
+        return verify_total(self._verifiers[key], task_state, response).to_dict()
 
 
 class ActorPool:

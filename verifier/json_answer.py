@@ -17,6 +17,7 @@ e.g. `{formula: 8/(3-8/3) = 24}`. Duplicate keys: the last wins, as in json.load
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,7 @@ _QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019"}
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "/": "/"}
 _LITERALS = {"true": True, "false": False, "null": None, "none": None}
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?")
+_INTEGER = re.compile(r"[+-]?\d+")
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
 _BARE_END = ",}]\n"
 _BARE_KEY_END = ":=,}]\n"
@@ -143,8 +145,11 @@ def _scalar(raw: str) -> Any:
     if lowered in _LITERALS:
         return _LITERALS[lowered]
     if len(raw) <= _MAX_NUMBER_CHARS and _NUMBER.fullmatch(raw):
+        if _INTEGER.fullmatch(raw):
+            return int(raw)  # exact: float() would round past 2**53
         number = float(raw)
-        return int(number) if number.is_integer() and re.fullmatch(r"[+-]?\d+", raw) else number
+        # 1e309 overflows to inf: a number no answer field can use, so it stays text.
+        return number if math.isfinite(number) else raw
     return raw
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -70,6 +71,7 @@ class ArithResult:
 
 
 _DIGIT_RUN = re.compile(r"\d+")
+_DECIMAL = re.compile(r"[0-9]+")
 _BIN_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _DISALLOWED_HINTS = {
     ast.Pow: "exponentiation (**) is not allowed",
@@ -112,7 +114,11 @@ def _precheck(text: str, limits: ArithLimits) -> ArithResult | None:
 
 def _parse(text: str) -> ast.Expression | ArithResult:
     try:
-        return ast.parse(text.strip(), mode="eval")
+        # The parser warns on some hostile text (e.g. "1if": "invalid decimal literal"); a
+        # model's answer must not print to the run's log, and the text is rejected anyway.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            return ast.parse(text.strip(), mode="eval")
     # Deliberate, narrow safety net: these are the documented ways ast.parse fails on hostile
     # text (bad syntax; null bytes -> ValueError; pathological input -> RecursionError or
     # MemoryError, which the prechecks should already prevent). Nothing else is swallowed.
@@ -122,7 +128,24 @@ def _parse(text: str) -> ast.Expression | ArithResult:
         return _reject(SYNTAX, "the formula could not be parsed")
 
 
-def _check_tree(tree: ast.Expression, limits: ArithLimits) -> ArithResult | None:
+def _check_literal(node: ast.Constant, source: str, limits: ArithLimits) -> ArithResult | None:
+    """A literal is plain decimal digits within max_digits: Python also reads 0x1F, 0b101,
+    0o17 and 1_000 as ints, and those slip past the digit-run precheck (0xFFFF... has no long
+    run of digits), so the literal's own source text is checked."""
+    lines = source.splitlines() or [""]
+    if node.end_lineno != node.lineno or node.end_col_offset is None:
+        return _reject(DISALLOWED, "only decimal whole numbers are allowed")
+    # The AST's offsets count UTF-8 bytes, not characters.
+    line = lines[node.lineno - 1].encode("utf-8")
+    literal = line[node.col_offset : node.end_col_offset].decode("utf-8", errors="replace")
+    if not _DECIMAL.fullmatch(literal):
+        return _reject(DISALLOWED, "only decimal whole numbers are allowed (no 0x, 0b, 0o, _)")
+    if len(literal) > limits.max_digits:
+        return _reject(NUMBER_TOO_LARGE, f"a number has more than {limits.max_digits} digits")
+    return None
+
+
+def _check_tree(tree: ast.Expression, source: str, limits: ArithLimits) -> ArithResult | None:
     """Whitelist walk with an explicit stack (no recursion), bounding size and depth."""
     stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
     count = 0
@@ -146,6 +169,9 @@ def _check_tree(tree: ast.Expression, limits: ArithLimits) -> ArithResult | None
         elif isinstance(node, ast.Constant):
             if type(node.value) is not int:  # excludes bool, float, str, complex
                 return _reject(DISALLOWED, "only whole numbers are allowed")
+            rejected = _check_literal(node, source, limits)
+            if rejected is not None:
+                return rejected
         else:
             hint = _DISALLOWED_HINTS.get(type(node), "only numbers, + - * / and ( ) are allowed")
             return _reject(DISALLOWED, hint)
@@ -197,7 +223,7 @@ def safe_eval(text: str, limits: ArithLimits = DEFAULT_LIMITS) -> ArithResult:
     tree = _parse(text)
     if isinstance(tree, ArithResult):
         return tree
-    rejected = _check_tree(tree, limits)
+    rejected = _check_tree(tree, text.strip(), limits)
     if rejected is not None:
         return rejected
     numbers: list[int] = []

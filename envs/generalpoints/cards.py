@@ -7,6 +7,7 @@ verify an answer.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,10 +66,15 @@ def parse_rank(token: object) -> str | None:
     """Canonical rank for a model's spelling of a card (e.g. 'k', 'King of Spades', 13), or None."""
     if isinstance(token, bool):
         return None
-    if isinstance(token, int | float):
-        if token != int(token):
+    if isinstance(token, float):
+        # inf and nan have no int(); no finite non-whole float names a card either.
+        if not math.isfinite(token) or not token.is_integer():
             return None
-        token = str(int(token))
+        token = int(token)
+    if isinstance(token, int):
+        if not 0 < token < 100:  # str() of a huge int is slow, and no card is numbered so
+            return None
+        token = str(token)
     if not isinstance(token, str) or len(token) > 40:
         return None
     cleaned = _SUIT_NOISE.sub(" ", token).strip().strip("'\"").strip().lower()

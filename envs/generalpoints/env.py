@@ -29,7 +29,7 @@ from envs.generalpoints.config import GeneralPointsConfig
 from envs.generalpoints.deal import deal_task, eligible_hands
 from envs.generalpoints.prompts import budget_feedback, initial_prompt
 from envs.generalpoints.render import render_hand
-from verifier.base import Verdict
+from verifier.base import Verdict, verify_total
 from verifier.generalpoints import GeneralPointsVerifier
 
 # gymnasium's Text default charset is alphanumeric only; prompts hold punctuation and newlines.
@@ -111,7 +111,7 @@ class GeneralPointsEnv(gym.Env[dict[str, Any], str]):
             raise RuntimeError("call reset() before step()")
         if self.done:
             raise RuntimeError("the episode is over; call reset()")
-        return self.apply_verdict(self.verifier.verify(self.task, action))
+        return self.apply_verdict(verify_total(self.verifier, self.task, action))
 
     def task_state(self) -> dict[str, Any]:
         """The hidden task state a verifier scores against (JSON-able)."""

@@ -42,7 +42,7 @@ from envs.virl.pools import ViewSource, route_pool
 from envs.virl.prompts import failure_turn, final_turn, first_prompt, success_turn
 from envs.virl.render import compose_grid, grid_headings
 from envs.virl.routes import Route
-from verifier.base import Verdict
+from verifier.base import Verdict, verify_total
 from verifier.virl import VirlVerifier
 
 MAX_TEXT_CHARS = 32_768
@@ -140,7 +140,7 @@ class VirlEnv(gym.Env):
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self._route is None or self._done:
             raise RuntimeError("step() called before reset() or after the episode ended")
-        return self.apply_verdict(self.verifier.verify(self.task_state(), action))
+        return self.apply_verdict(verify_total(self.verifier, self.task_state(), action))
 
     def apply_verdict(
         self, verdict: Verdict | dict[str, Any]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import ray
+from ray.exceptions import RayActorError
 
 from envs.families import config_dict, family
 from envs.generalpoints.config import GeneralPointsConfig
@@ -90,3 +91,19 @@ def test_scale_up_and_down_while_playing(fleet, tmp_path: Path) -> None:
     assert fleet.num_workers == 1 and len(fleet.workers) == 1
     _check_exactly_once(results, specs, buffer)
     ray.kill(buffer)
+
+
+def test_a_worker_dead_at_weight_sync_is_replaced_and_serves_the_new_weights(fleet) -> None:
+    victim = next(iter(fleet.workers.values()))
+    before = fleet.replaced["rollout"]
+    ray.kill(victim.handle, no_restart=True)
+    with pytest.raises(RayActorError):  # the event: the worker is dead before the sync starts
+        while True:
+            ray.get(victim.handle.version.remote())
+    served = fleet.load_weights(7, str(prepare("tiny-lm")))
+    assert served == [7] * fleet.num_workers
+    assert fleet.replaced["rollout"] == before + 1
+    assert victim.worker_id not in fleet.workers
+    assert ray.get([w.handle.version.remote() for w in fleet.workers.values()]) == served
+    results = fleet.play(_specs(4, "after-sync"))  # and the fleet plays on
+    assert [r.episode_id for r in results] == [f"after-sync-{i}" for i in range(4)]

@@ -93,7 +93,7 @@ def _veriray(args: list[str], env: dict, timeout: float) -> subprocess.Completed
 
 def test_submit_runs_the_job_and_status_lists_it(head_cluster, tmp_path: Path) -> None:
     url, token, env = head_cluster
-    out = tmp_path / "runs"
+    out = tmp_path / "my runs"  # an override with a space reaches the job as one argument
     result = _veriray(
         [
             "submit",

@@ -70,3 +70,16 @@ def test_gives_up_after_the_wait_naming_what_to_check() -> None:
     with pytest.raises(RuntimeError, match=expected):
         submit_when_agent_ready(client, "python -m x", {}, wait_s=0.0, pause_s=0.01)
     assert len(client.calls) == 1
+
+
+def test_the_entrypoint_keeps_each_override_one_literal_argument() -> None:
+    import shlex
+
+    from cluster.jobs import job_entrypoint
+
+    overrides = ["task.virl.data_dir=/data/my routes", "name=x;rm -rf ~", "a=$(whoami)"]
+    entry = job_entrypoint("configs/cpu/quick.yaml", overrides)
+    assert shlex.split(entry) == [
+        "python", "-m", "cluster.cli", "run", "configs/cpu/quick.yaml", "ray.address=auto",
+        *overrides,
+    ]  # fmt: skip

@@ -170,3 +170,14 @@ def test_config_modules_import_nothing_heavy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", ".hidden", "x y", ""])
+def test_run_name_must_be_a_plain_folder_name(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"^name: .*not a plain run name"):
+        ExperimentConfig(name=name)
+
+
+@pytest.mark.parametrize("name", ["demo", "demo-vl", "quick_2", "demo-tune-rl_lr-3e-06"])
+def test_plain_run_names_are_accepted(name: str) -> None:
+    assert ExperimentConfig(name=name).name == name

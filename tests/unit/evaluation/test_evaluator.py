@@ -66,6 +66,15 @@ def test_every_point_plays_the_same_distinct_prompts(fake_fleet, tmp_path) -> No
     assert {(r["stage"], r["seed"]) for r in samples} == {("init", None), ("rl", 1)}
     assert len(samples) == 2 * (3 * 1 + 3 * 2)
     assert all("counts as" in r["prompt"] for r in samples)
+    ev.run("rl", 6, seed=1)
+    ev.drop_stage("rl", seed=1, after_step=5)  # a resume from the update-5 checkpoint
+    assert [(p["stage"], p["step"]) for p in ev.points] == [("init", 0), ("rl", 5)]
+    assert {(r["stage"], r["step"]) for r in load_samples(tmp_path).to_pylist()} == {
+        ("init", 0),
+        ("rl", 5),
+    }
+    on_disk = [json.loads(line) for line in (tmp_path / POINTS_FILE).read_text().splitlines()]
+    assert [(p["stage"], p["step"]) for p in on_disk] == [("init", 0), ("rl", 5)]
     ev.drop_stage("rl", seed=1)
     assert {r["stage"] for r in load_samples(tmp_path).to_pylist()} == {"init"}
 
