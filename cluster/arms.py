@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError
 from tqdm import tqdm
 
 from cluster.checkpoints import checkpoint_update
 from cluster.config import ExperimentConfig
-from cluster.stages import rl_specs, save_rl_checkpoint
+from cluster.stages import latest_checkpoint, rl_specs, save_rl_checkpoint
 from evaluation.flops import ComputeMeter, turn_tokens
 from verifier.base import VERIFIER_ERROR_FIELD
 
@@ -131,6 +132,39 @@ def rl_arm(
         group.shutdown()
         ray.kill(buffer)
     return {f"timing/rl_{k.split('/')[1]}": v for k, v in step_t.items()}
+
+
+def rl_arm_with_restarts(
+    cfg: ExperimentConfig,
+    fleet: Any,
+    ev: Any,
+    meter: ComputeMeter,
+    log: Any,
+    control: Any,
+    init_path: str,
+    checkpoint: Path | None,
+) -> dict[str, float]:
+    """``rl_arm``, started again (up to ``rl.max_restarts`` times) when one of its actors dies:
+    a learner rank or the replay buffer. Each start builds a fresh learner group and buffer from
+    the arm's newest complete checkpoint (or from ``init_path``), drops the evaluation points
+    recorded after it, and plays and trains the later updates again. Rollout actors are not
+    in this loop: the fleet replaces them itself."""
+    for restart in range(cfg.rl.max_restarts + 1):
+        try:
+            arm_meter = ComputeMeter.from_dict(meter.to_dict())  # untouched by a failed start
+            return rl_arm(cfg, fleet, ev, arm_meter, log, control, init_path, checkpoint)
+        except RayActorError as err:
+            if restart == cfg.rl.max_restarts:
+                raise
+            checkpoint = latest_checkpoint(cfg.arm_dir(cfg.seed), print)
+            where = checkpoint.name if checkpoint is not None else "the arm's start"
+            print(
+                f"rl (seed {cfg.seed}): an actor died ({type(err).__name__}); starting again "
+                f"from {where} (restart {restart + 1} of {cfg.rl.max_restarts})",
+                flush=True,
+            )
+            log.log(0, {f"seed{cfg.seed}/rl/restarts": float(restart + 1)})
+    raise AssertionError("unreachable")
 
 
 def sft_arm(

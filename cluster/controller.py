@@ -27,7 +27,7 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from cluster.arms import StageTimer, rl_arm, sft_arm, stage_learner
+from cluster.arms import StageTimer, rl_arm_with_restarts, sft_arm, stage_learner
 from cluster.checkpoints import CHECKPOINTS_DIR, newest_complete
 from cluster.config import ExperimentConfig
 from cluster.metrics import MetricsLogger
@@ -103,7 +103,9 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
             arm_meter = ComputeMeter.from_dict(meter.to_dict())
             if cfg.rl.enabled:
                 with t(f"rl_arm_seed{seed}"):
-                    timings = rl_arm(arm, fleet, ev, arm_meter, log, control, init_path, checkpoint)
+                    timings = rl_arm_with_restarts(
+                        arm, fleet, ev, arm_meter, log, control, init_path, checkpoint
+                    )
                 t.update(timings)
             if cfg.sft.enabled:
                 with t(f"sft_arm_seed{seed}"):

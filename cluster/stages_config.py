@@ -70,9 +70,15 @@ class RLStageConfig:
     """How long the learner waits for a batch from the replay buffer before failing."""
     lr: float | None = None
     """Learning rate of the RL stage (null = learner.lr)."""
+    max_restarts: int = 2
+    """How many times an RL arm starts again by itself after one of its actors dies (a
+    learner rank, the replay buffer): from its newest complete checkpoint, or from the arm's
+    start when it has none. Updates after that checkpoint are played and trained again, so
+    the policy has trained each update's episodes exactly once. 0: a death ends the run."""
 
     def __post_init__(self) -> None:
         check(self.updates >= 1, "updates", f"must be >= 1, got {self.updates}")
+        check(self.max_restarts >= 0, "max_restarts", f"must be >= 0, got {self.max_restarts}")
         check(self.episodes_per_update >= 1, "episodes_per_update", "must be >= 1")
         check(
             self.samples_per_task >= 1 and self.episodes_per_update % self.samples_per_task == 0,

@@ -80,11 +80,11 @@ class LearnerGroup:
     def call(self, method: str, per_rank_args: list[tuple] | None = None) -> list[Any]:
         """Call ``method`` on every rank (with its own args) and wait for all."""
         args = per_rank_args or [()] * len(self.ranks)
-        return ray.get([getattr(r, method).remote(*a) for r, a in zip(self.ranks, args)])
+        return _get_all([getattr(r, method).remote(*a) for r, a in zip(self.ranks, args)])
 
     def call_all(self, method: str, *args: Any) -> list[Any]:
         """Call ``method`` with the same args on every rank (collectives) and wait for all."""
-        return ray.get([getattr(r, method).remote(*args) for r in self.ranks])
+        return _get_all([getattr(r, method).remote(*args) for r in self.ranks])
 
     # ------------------------------------------------------------------ training
 
@@ -173,3 +173,14 @@ class LearnerGroup:
         for r in self.ranks:
             ray.kill(r)
         remove_placement_group(self.pg)
+
+
+def _get_all(refs: list[Any]) -> list[Any]:
+    """Every rank's result, in order; the first rank to fail raises at once. A plain
+    ``ray.get(refs)`` waits in order, and when one rank dies the others stay blocked in the
+    collective they share with it: it would wait forever on them."""
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        ray.get(done[0])  # raises the rank's error (e.g. ActorDiedError)
+    return ray.get(refs)

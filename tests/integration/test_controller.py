@@ -17,38 +17,25 @@ import pytest
 from PIL import Image
 
 from cluster.ray_runtime import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-JOB_TIMEOUT_S = 900
+from tests.integration.quick_demo import JOB_TIMEOUT_S, ROOT, quick_demo_args
 
 
 def _run_args(out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "cluster.cli",
-        "demo",
-        "--quick",
-        "episodes=4",
-        "rl.episodes_per_update=8",
-        "rl.checkpoint_every=1",
-        "study.seeds=1",  # quick.yaml runs 2 seeds; one is enough here (--seeds N overrides)
-        f"output_dir={out}",
-        f"ray.dashboard_port={free_port()}",
-        *extra,
-    ]
+    return quick_demo_args(out, *extra)
 
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
     """quick.yaml with 2 RL updates; scaled to 2 rollout workers while it runs."""
     out = tmp_path_factory.mktemp("runs")
+    # stderr to a file: a pipe nobody reads while stdout is scanned fills up and stalls the job
+    stderr_file = (out / "stderr.log").open("w+")
     job = subprocess.Popen(
         _run_args(out, "rl.updates=2"),
         cwd=ROOT,
         text=True,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr_file,
     )
     scale_out = None
     assert job.stdout is not None
@@ -63,7 +50,10 @@ def first_run(tmp_path_factory):
                 timeout=120,
             )
             break
-    rest, err = job.communicate(timeout=JOB_TIMEOUT_S)
+    rest, _ = job.communicate(timeout=JOB_TIMEOUT_S)
+    stderr_file.seek(0)
+    err = stderr_file.read()
+    stderr_file.close()
     assert job.returncode == 0, err[-4000:]
     return out / "quick", scale_out, rest
 

@@ -1,10 +1,12 @@
 """Rollout fleet under actor deaths and scaling: nothing lost, nothing duplicated.
 
-The kills are real (ray.kill on live actors while episodes are being played)."""
+The kills are real (ray.kill on live actors while episodes are being played), and they wait
+for an event (the first episode in the buffer), not a timer."""
 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,13 @@ def _check_exactly_once(results, specs, buffer) -> None:
     assert sorted(set(table.column("episode_id").to_pylist())) == sorted(ids)
 
 
+def _kill_after_first_episode(buffer, target) -> None:
+    """The kill's event: the first finished episode reaches the buffer (the rest still play)."""
+    while ray.get(buffer.stats.remote())["buffer/size_episodes"] < 1:
+        time.sleep(0.01)
+    ray.kill(target, no_restart=True)
+
+
 @pytest.mark.parametrize("victim", ["rollout", "env", "verifier"])
 def test_killed_actor_is_replaced_and_its_episodes_rerun(fleet, tmp_path: Path, victim) -> None:
     specs = _specs(24, f"kill-{victim}")
@@ -66,10 +75,10 @@ def test_killed_actor_is_replaced_and_its_episodes_rerun(fleet, tmp_path: Path, 
         "env": lambda: fleet.envs[0],
         "verifier": lambda: fleet.verifiers[0],
     }[victim]()
-    timer = threading.Timer(1.5, lambda: ray.kill(target, no_restart=True))
-    timer.start()
+    killer = threading.Thread(target=_kill_after_first_episode, args=(buffer, target))
+    killer.start()
     results = fleet.play(specs, buffer)
-    timer.join()
+    killer.join()
     assert fleet.replaced[victim] == before[victim] + 1
     _check_exactly_once(results, specs, buffer)
     ray.kill(buffer)
