@@ -114,11 +114,16 @@ class LearnerConfig:
     """GPUs reserved for each rank (0 on CPU machines; then the backend is gloo)."""
     seed: int = 0
     """Seed of model init and data order on every rank."""
+    call_timeout_s: float = 7200.0
+    """Longest a call on the ranks (an update, a checkpoint save, an export) may take before
+    it counts as hung: the error names the rank and the call. Generous: a large model's PPO
+    update on slow hardware takes minutes, not hours."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """The RL update."""
 
     def __post_init__(self) -> None:
         check(self.num_ranks >= 1, "num_ranks", f"must be >= 1, got {self.num_ranks}")
+        check(self.call_timeout_s > 0, "call_timeout_s", f"must be > 0, got {self.call_timeout_s}")
         check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         check(self.value_head_hidden >= 0, "value_head_hidden", "must be >= 0")
         check(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")

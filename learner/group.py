@@ -13,6 +13,7 @@ PPO update (``train_ppo``), two collective phases:
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -80,11 +81,13 @@ class LearnerGroup:
     def call(self, method: str, per_rank_args: list[tuple] | None = None) -> list[Any]:
         """Call ``method`` on every rank (with its own args) and wait for all."""
         args = per_rank_args or [()] * len(self.ranks)
-        return _get_all([getattr(r, method).remote(*a) for r, a in zip(self.ranks, args)])
+        refs = [getattr(r, method).remote(*a) for r, a in zip(self.ranks, args)]
+        return _get_all(refs, method, self.cfg.call_timeout_s)
 
     def call_all(self, method: str, *args: Any) -> list[Any]:
         """Call ``method`` with the same args on every rank (collectives) and wait for all."""
-        return _get_all([getattr(r, method).remote(*args) for r in self.ranks])
+        refs = [getattr(r, method).remote(*args) for r in self.ranks]
+        return _get_all(refs, method, self.cfg.call_timeout_s)
 
     # ------------------------------------------------------------------ training
 
@@ -175,12 +178,20 @@ class LearnerGroup:
         remove_placement_group(self.pg)
 
 
-def _get_all(refs: list[Any]) -> list[Any]:
+def _get_all(refs: list[Any], method: str, timeout_s: float) -> list[Any]:
     """Every rank's result, in order; the first rank to fail raises at once. A plain
     ``ray.get(refs)`` waits in order, and when one rank dies the others stay blocked in the
-    collective they share with it: it would wait forever on them."""
+    collective they share with it: it would wait forever on them. A rank that has not answered
+    within ``timeout_s`` is reported as hung, by rank and call."""
     pending = list(refs)
+    deadline = time.monotonic() + timeout_s
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
+        done, pending = ray.wait(pending, num_returns=1, timeout=deadline - time.monotonic())
+        if not done:
+            ranks = [refs.index(p) for p in pending]
+            raise TimeoutError(
+                f"learner rank(s) {ranks}: {method} did not return within {timeout_s:.0f} s "
+                "(learner.call_timeout_s); a rank is hung or its peers wait on a dead one"
+            )
         ray.get(done[0])  # raises the rank's error (e.g. ActorDiedError)
     return ray.get(refs)
