@@ -31,7 +31,7 @@ models: setup  ## build every offline model asset into the cache
 	$(PY) -m cluster.cli models prepare tiny-lm tiny-vlm smollm2-135m
 
 # make bench BENCH_ARGS=--smoke: every benchmark at tiny sizes, into benchmarks/results/smoke/.
-bench: setup  ## all benchmarks -> benchmarks/results/ (*.json, *.png, SUMMARY.md); 26.3 min on 2026-11-27, about 43 min estimated with the new end-to-end protocol (not yet run)
+bench: setup  ## all benchmarks -> benchmarks/results/ (*.json, *.png, SUMMARY.md); 28.9 min on 2026-12-05 (budget 30)
 	$(PY) -m benchmarks.run_all $(BENCH_ARGS)
 
 lock:  ## re-resolve requirements/cpu.in into requirements/cpu.lock (then: make setup)

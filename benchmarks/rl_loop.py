@@ -88,7 +88,7 @@ def experiment_config(spec: LoopSpec, output_dir: Path, sft: bool = False) -> An
     """An ExperimentConfig (checked like any config file) for ``spec``: RL only, no SFT."""
     from cluster.config import ExperimentConfig, ModelConfig, TaskConfig
     from cluster.ray_config import RayConfig
-    from cluster.stages_config import RLStageConfig, SFTStageConfig
+    from cluster.stages_config import RLStageConfig, SFTStageConfig, StudyConfig
     from envs.generalpoints.config import GeneralPointsConfig
     from evaluation.config import EvaluationConfig
     from learner.config import LearnerConfig, PPOConfig
@@ -131,6 +131,8 @@ def experiment_config(spec: LoopSpec, output_dir: Path, sft: bool = False) -> An
             samples_per_task=spec.samples_per_task,
         ),
         evaluation=EvaluationConfig(suites=["in_distribution"], every_k_updates=0),
+        # The one suite evaluated is the primary one (the config check asks for that).
+        study=StudyConfig(primary_suite="in_distribution"),
         tensorboard=False,
     )
 
