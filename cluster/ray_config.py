@@ -29,6 +29,10 @@ class RayConfig:
     """Token file for Ray's token auth (None = <cache>/ray/auth_token, created if missing)."""
     object_store_memory_mb: int | None = None
     """Object store size of the embedded cluster in MiB (None = Ray's default)."""
+    loopback_only: bool = True
+    """Embedded cluster: run it on 127.0.0.1, so its GCS, raylet, agents and metrics endpoint
+    listen on loopback only (Ray's default is the machine's LAN address, where the metrics
+    port has no auth). Turn off only to let other machines join the embedded cluster."""
 
     def __post_init__(self) -> None:
         check(self.num_cpus is None or self.num_cpus > 0, "num_cpus", "must be > 0 or null")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 
@@ -49,23 +52,8 @@ def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
         ray.shutdown()
     env = {"env_vars": _worker_env()} | (runtime_env or {})
     if embedded:
-        ctx = ray.init(
-            # "local" always starts a new cluster; a bare ray.init() would join any cluster
-            # that `ray start` left running on this machine.
-            address="local",
-            num_cpus=cfg.num_cpus,
-            num_gpus=cfg.num_gpus,
-            include_dashboard=cfg.include_dashboard,
-            dashboard_host=cfg.dashboard_host,
-            dashboard_port=cfg.dashboard_port,
-            namespace=cfg.namespace,
-            object_store_memory=(
-                cfg.object_store_memory_mb * 2**20 if cfg.object_store_memory_mb else None
-            ),
-            runtime_env=env,
-            logging_level=logging.WARNING,
-            log_to_driver=True,
-        )
+        with _loopback_node(cfg.loopback_only):
+            ctx = _init_embedded(cfg, env)
     elif os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
         # A driver started by `ray job submit` (veriray submit) already runs in the job's
         # runtime env (working dir, env vars); Ray refuses a second one with the same keys.
@@ -80,6 +68,51 @@ def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
         embedded=embedded,
         gcs_address=str(ctx.address_info.get("gcs_address", "")),
     )
+
+
+def _init_embedded(cfg: RayConfig, env: dict) -> Any:
+    return ray.init(
+        # "local" always starts a new cluster; a bare ray.init() would join any cluster
+        # that `ray start` left running on this machine.
+        address="local",
+        num_cpus=cfg.num_cpus,
+        num_gpus=cfg.num_gpus,
+        include_dashboard=cfg.include_dashboard,
+        dashboard_host=cfg.dashboard_host,
+        dashboard_port=cfg.dashboard_port,
+        namespace=cfg.namespace,
+        object_store_memory=(
+            cfg.object_store_memory_mb * 2**20 if cfg.object_store_memory_mb else None
+        ),
+        runtime_env=env,
+        logging_level=logging.WARNING,
+        log_to_driver=True,
+    )
+
+
+@contextlib.contextmanager
+def _loopback_node(on: bool) -> Iterator[None]:
+    """Start the embedded cluster on 127.0.0.1. Ray turns a loopback node address into the
+    LAN address unless clusters are off (its own switch for single-machine use); the switch
+    is read by the driver here and, through the environment, by the processes ray.init
+    starts. Both are restored afterwards: the running node keeps its address."""
+    if not on:
+        yield
+        return
+    from ray._private import ray_constants
+
+    key = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    saved_flag, saved_env = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(key)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[key] = "0"
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = saved_env
 
 
 def _worker_env() -> dict[str, str]:

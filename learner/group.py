@@ -74,8 +74,13 @@ class LearnerGroup:
             for i in range(cfg.num_ranks)
         ]
         addr, port = ray.get(self.ranks[0].address.remote())
+        # A node on loopback (the embedded single-machine cluster) has every rank here: they
+        # meet through a private file store instead of a TCP store open on every interface.
+        local = addr == "127.0.0.1"
+        init = ray.get(self.ranks[0].private_rendezvous.remote()) if local else None
         ray.get(
-            [r.setup.remote(addr, port, model_path) for r in self.ranks], timeout=SETUP_TIMEOUT_S
+            [r.setup.remote(addr, port, model_path, init) for r in self.ranks],
+            timeout=SETUP_TIMEOUT_S,
         )
 
     def call(self, method: str, per_rank_args: list[tuple] | None = None) -> list[Any]:

@@ -11,6 +11,7 @@ checkpoints live in learner/rank_state.py (a mixin of this class).
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections import defaultdict
 from typing import Any
@@ -63,9 +64,20 @@ class LearnerRank(RankStateMixin):
         ip = ray.util.get_node_ip_address()
         return ip, free_port("0.0.0.0" if ip != "127.0.0.1" else ip)
 
+    def private_rendezvous(self) -> str:
+        """A file:// rendezvous in a fresh private folder (mkdtemp, 0700), for ranks that all
+        run on this machine: unlike torch's TCP store, which listens on every interface, a
+        file store opens no port at all."""
+        folder = tempfile.mkdtemp(prefix="veriray-rendezvous-")
+        return f"file://{folder}/store"
+
     # ------------------------------------------------------------------ setup
 
-    def setup(self, master_addr: str, master_port: int, model_path: str) -> None:
+    def setup(
+        self, master_addr: str, master_port: int, model_path: str, init_method: str | None = None
+    ) -> None:
+        """Join the group and build the engine. ``init_method`` (a file:// store from rank 0's
+        ``private_rendezvous``) replaces the TCP rendezvous when every rank is on one machine."""
         import deepspeed
         from transformers import AutoProcessor, AutoTokenizer
 
@@ -78,7 +90,18 @@ class LearnerRank(RankStateMixin):
             LOCAL_WORLD_SIZE="1",
         )
         backend = "nccl" if self.cfg.gpus_per_rank > 0 else "gloo"
-        deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
+        if init_method is None:
+            deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
+        else:
+            if backend == "gloo" and os.path.exists("/sys/class/net/lo"):
+                os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo's pairs on loopback
+            deepspeed.init_distributed(
+                dist_backend=backend,
+                auto_mpi_discovery=False,
+                init_method=init_method,
+                rank=self.rank,
+                world_size=self.world_size,
+            )
         torch.manual_seed(self.cfg.seed)  # same value-head init on every rank
         dtype = torch.bfloat16 if self.cfg.dtype == "bfloat16" else torch.float32
         model = PolicyWithValue.from_pretrained(
