@@ -82,10 +82,12 @@ def _cmd_scale(args: argparse.Namespace) -> int:
     import ray
 
     from cluster.ray_auth import enable_token_auth
+    from cluster.ray_runtime import is_loopback_address, loopback_node
     from cluster.stages import CONTROL_ACTOR
 
     enable_token_auth(args.token_file, create=False)
-    ray.init(address=args.address, namespace=args.namespace, logging_level="ERROR")
+    with loopback_node(is_loopback_address(args.address)):  # an embedded run's cluster
+        ray.init(address=args.address, namespace=args.namespace, logging_level="ERROR")
     try:
         control = ray.get_actor(CONTROL_ACTOR, namespace=args.namespace)
     except ValueError:

@@ -52,14 +52,15 @@ def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
         ray.shutdown()
     env = {"env_vars": _worker_env()} | (runtime_env or {})
     if embedded:
-        with _loopback_node(cfg.loopback_only):
+        with loopback_node(cfg.loopback_only):
             ctx = _init_embedded(cfg, env)
     elif os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
         # A driver started by `ray job submit` (veriray submit) already runs in the job's
         # runtime env (working dir, env vars); Ray refuses a second one with the same keys.
         ctx = ray.init(address=cfg.address, namespace=cfg.namespace)
     else:
-        ctx = ray.init(address=cfg.address, namespace=cfg.namespace, runtime_env=env)
+        with loopback_node(is_loopback_address(cfg.address)):  # joining an embedded cluster
+            ctx = ray.init(address=cfg.address, namespace=cfg.namespace, runtime_env=env)
     url = ctx.dashboard_url
     if url and not url.startswith("http"):
         url = f"http://{url}"
@@ -90,8 +91,16 @@ def _init_embedded(cfg: RayConfig, env: dict) -> Any:
     )
 
 
+def is_loopback_address(address: str | None) -> bool:
+    """Whether a cluster address ("host:port") is on loopback: the embedded cluster of a run
+    on this machine, which a second driver (``veriray scale``) must join as a loopback node
+    too, or Ray looks for its local raylet on the LAN address and waits forever."""
+    host = (address or "").rpartition(":")[0] or (address or "")
+    return host in ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
 @contextlib.contextmanager
-def _loopback_node(on: bool) -> Iterator[None]:
+def loopback_node(on: bool) -> Iterator[None]:
     """Start the embedded cluster on 127.0.0.1. Ray turns a loopback node address into the
     LAN address unless clusters are off (its own switch for single-machine use); the switch
     is read by the driver here and, through the environment, by the processes ray.init
