@@ -234,14 +234,8 @@ class RolloutFleet:
         """
         worker_died = isinstance(err, _DEATHS) and not isinstance(err, RayTaskError)
         if worker_died:
-            worker = self.workers.get(worker_id)
-            if worker is not None:
-                log.warning("rollout worker %s died; replacing it", worker_id)
-                self._retire(worker, graceful=False)
-                self.replaced["rollout"] += 1
-                if not worker.draining:
-                    new = self._new_worker()
-                    self.workers[new.worker_id] = new
+            if worker_id in self.workers:
+                self._replace_dead_worker(worker_id, "while playing")
             return
         healed = self._heal_pools()
         if not healed and not isinstance(err, _DEATHS):
