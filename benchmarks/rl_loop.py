@@ -146,7 +146,7 @@ class RLBench:
         from cluster.ray_runtime import init_ray
         from learner.assets import prepare
         from learner.group import LearnerGroup
-        from rollout.buffer import make_buffer_actor
+        from rollout.buffer_actor import make_buffer_actor
 
         self.spec = spec
         self.cfg = experiment_config(spec, workdir)

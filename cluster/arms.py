@@ -13,9 +13,11 @@ functions wire one arm from the fleet, a learner group, the buffer and the evalu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError
 from tqdm import tqdm
 
 from cluster.checkpoints import checkpoint_update
@@ -64,7 +66,7 @@ def rl_arm(
     """RL from ``init_path`` for ``cfg``'s training seed; returns the last update's timings."""
     from learner.group import LearnerGroup
     from learner.weight_sync import make_transport
-    from rollout.buffer import make_buffer_actor
+    from rollout.buffer_actor import JOURNAL_PREFIX, make_buffer_actor
 
     seed, arm_dir = cfg.seed, cfg.arm_dir(cfg.seed)
     group = LearnerGroup(stage_learner(cfg.learner, cfg.rl.lr), init_path, cfg.placement)
@@ -75,6 +77,8 @@ def rl_arm(
         start = checkpoint_update(checkpoint)
     # Points this arm recorded past its starting point are replayed (none on a fresh run).
     ev.drop_stage("rl", seed, after_step=start)
+    for old in arm_dir.glob(f"{JOURNAL_PREFIX}*"):  # an earlier start's: never resumed from
+        shutil.rmtree(old, ignore_errors=True)
     buffer = make_buffer_actor(cfg.buffer, arm_dir)
     transport = make_transport(cfg.rollout, group, fleet, f"{cfg.name}-s{seed}")
     transport.sync(group.policy_version())
@@ -104,7 +108,7 @@ def rl_arm(
                 pending = pool.submit(play, u)
             with step_t("train"):
                 m = group.train_from_buffer(
-                    buffer, len(episodes), cfg.rl.consume_timeout_s, image_dir
+                    buffer, len(episodes), cfg.rl.consume_timeout_s, image_dir, f"update-{u}"
                 )
             meter.add_inference_tokens(sum(turn_tokens(e.turns) for e in episodes))
             meter.add_training_tokens(int(m.get("learner/tokens", 0)))
@@ -130,6 +134,8 @@ def rl_arm(
         pool.shutdown(wait=True, cancel_futures=True)
         transport.close()
         group.shutdown()
+        with contextlib.suppress(RayActorError, GetTimeoutError):  # its journal goes too
+            ray.get(buffer.close.remote(), timeout=60)
         ray.kill(buffer)
     return {f"timing/rl_{k.split('/')[1]}": v for k, v in step_t.items()}
 

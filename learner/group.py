@@ -122,11 +122,18 @@ class LearnerGroup:
         return metrics
 
     def train_from_buffer(
-        self, buffer: Any, num_episodes: int, timeout_s: float, image_dir: str | None = None
+        self,
+        buffer: Any,
+        num_episodes: int,
+        timeout_s: float,
+        image_dir: str | None = None,
+        request_id: str | None = None,
     ) -> dict[str, float]:
         """Consume ``num_episodes`` episodes from a replay buffer actor, run one PPO update,
-        and announce the new policy version to the buffer (its staleness filter)."""
-        table = ray.get(buffer.consume.remote(num_episodes, timeout_s))
+        and announce the new policy version to the buffer (its staleness filter).
+        ``request_id`` names the batch: if the buffer restarts while serving it, the retried
+        call gets the same episodes."""
+        table = ray.get(buffer.consume.remote(num_episodes, timeout_s, request_id))
         if table.num_rows == 0:
             raise TimeoutError(f"replay buffer: no episodes within {timeout_s} s")
         metrics = self.train_ppo(table, image_dir)

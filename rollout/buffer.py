@@ -10,30 +10,37 @@
   episodes with staleness <= ``max_staleness`` are served (0 = strict on-policy).
 - De-duplication by ``episode_id``: an episode already added, consumed, dropped or evicted is
   ignored when it arrives again (retried rollout tasks may resend it).
+- Journal (``journal_dir``): every stored episode also goes to a Parquet file there, and every
+  change to an event log (rollout/buffer_journal.py). A buffer built on an existing journal
+  resumes its state, which is how a restarted buffer actor loses nothing. The journal files
+  double as spill files: spilling a journaled episode only drops its in-memory table. A
+  ``consume`` with a ``request_id`` equal to the previous one returns the same episodes again
+  (a call Ray retries after a death is served once).
 
-``ReplayBuffer`` is a plain class (tested without Ray). ``make_buffer_actor`` starts it as a Ray
-actor whose ``consume`` may wait for episodes to arrive; the plain class never blocks.
+``ReplayBuffer`` is a plain class (tested without Ray). ``rollout/buffer_actor.py`` runs it as a
+Ray actor whose ``consume`` may wait for episodes to arrive; the plain class never blocks.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import os
 import random
 import shutil
 import tempfile
-import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rollout.buffer_config import ReplayBufferConfig
+from rollout.buffer_journal import BufferJournal, JournalEntry, replay
 from rollout.trajectory import SCHEMA_VERSION, TRAJECTORY_SCHEMA, TurnRecord, to_record_batch
+
+logger = logging.getLogger(__name__)
 
 _MB = 1024 * 1024
 _VERSION_KEY = b"veriray.trajectory.version"
@@ -43,8 +50,6 @@ SPILL_TARGET_FRACTION = 0.5
 chunks (fewer, larger Parquet files) rather than one small file per arriving episode."""
 SAVE_CHUNK_EPISODES = 256
 """save() streams the contents to Parquet this many episodes at a time (bounded memory)."""
-CONSUME_POLL_S = 0.05
-"""How often the actor's waiting consume re-checks the buffer."""
 
 TrajectoryBatch = pa.RecordBatch | pa.Table | list[TurnRecord]
 
@@ -60,8 +65,15 @@ class _Episode:
     success: bool  # episode_success
     nbytes: int  # Arrow bytes of `table` while in memory
     table: pa.Table | None  # rows in turn order; None once spilled
-    spill_file: Path | None = None
+    spill_file: Path | None = None  # a spill or journal file holding its rows
     spill_offset: int = 0  # first row of this episode in spill_file
+
+    @classmethod
+    def from_journal(cls, e: JournalEntry) -> _Episode:
+        return cls(
+            e.episode_id, e.policy_version, e.num_turns, e.episode_return, e.success, 0, None,
+            e.file, e.offset,
+        )  # fmt: skip
 
 
 class ReplayBuffer:
@@ -70,7 +82,12 @@ class ReplayBuffer:
     Not thread-safe: one owner (a test, or the single event loop of the buffer actor).
     """
 
-    def __init__(self, cfg: ReplayBufferConfig, run_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ReplayBufferConfig,
+        run_dir: str | Path | None = None,
+        journal_dir: str | Path | None = None,
+    ) -> None:
         self.cfg = cfg
         self._episodes: OrderedDict[str, _Episode] = OrderedDict()  # oldest first
         # Every id ever accepted (held, consumed, dropped, evicted): ~100 bytes an episode,
@@ -90,7 +107,12 @@ class ReplayBuffer:
             "dropped_stale": 0,
             "duplicates_ignored": 0,
             "evicted": 0,
+            "restarts": 0,
         }
+        # The newest consume's episodes, kept readable for a retry of that same request.
+        self._pinned: list[_Episode] = []
+        self._last_request: str | None = None
+        self._journal = self._open_journal(Path(journal_dir)) if journal_dir else None
 
     # ---- writing ------------------------------------------------------------------------
     def add(self, batch: TrajectoryBatch) -> int:
@@ -114,7 +136,8 @@ class ReplayBuffer:
                     f"episode {eid!r}: turn_index must be 0..{len(idx) - 1} once each "
                     f"(a complete episode), got {turns}"
                 )
-        stored = 0
+        new: list[_Episode] = []
+        dropped: list[str] = []
         for eid, idx in rows.items():
             if eid in self._seen:
                 self._counts["duplicates_ignored"] += 1
@@ -138,16 +161,31 @@ class ReplayBuffer:
             )
             if self.cfg.drop_stale and self._is_stale(ep):
                 self._counts["dropped_stale"] += 1
+                dropped.append(eid)
                 continue
-            self._episodes[eid] = ep
+            new.append(ep)
+        if self._journal is not None:  # duplicates too: the event carries the counters
+            path = self._journal.write_episodes([ep.table for ep in new]) if new else None
+            offset = 0
+            for ep in new:
+                ep.spill_file, ep.spill_offset = path, offset
+                offset += ep.num_turns
+            if path is not None:
+                self._spill_refs[path] = len(new)
+            ids = [ep.episode_id for ep in new]
+            self._log("add", file=path.name if path else None, ids=ids, dropped=dropped)
+        for ep in new:
+            self._episodes[ep.episode_id] = ep
             self._in_memory_bytes += ep.nbytes
             self._num_turns += ep.num_turns
-            stored += 1
+        evicted = []
         while len(self._episodes) > self.cfg.capacity_episodes:
-            self._remove(next(iter(self._episodes.values())))
+            evicted.append(self._remove(next(iter(self._episodes.values()))))
             self._counts["evicted"] += 1
+        if evicted:
+            self._log("remove", ids=evicted)
         self._maybe_spill()
-        return stored
+        return len(new)
 
     def set_policy_version(self, version: int) -> None:
         """The learner's current policy version; with ``drop_stale`` drops what it outdates."""
@@ -156,24 +194,30 @@ class ReplayBuffer:
                 f"policy_version: versions only go forward, got {version} after {self._version}"
             )
         self._version = version
+        self._log("version", v=version)
         if self.cfg.drop_stale:
-            for ep in [e for e in self._episodes.values() if self._is_stale(e)]:
-                self._remove(ep)
-                self._counts["dropped_stale"] += 1
+            stale = [self._remove(e) for e in list(self._episodes.values()) if self._is_stale(e)]
+            self._counts["dropped_stale"] += len(stale)
+            if stale:
+                self._log("remove", ids=stale)
 
     def load(self, path: str | Path) -> int:
         """Add the episodes of a Parquet file written by save(); returns how many were stored."""
         return self.add(pq.read_table(path))
 
     # ---- reading ------------------------------------------------------------------------
-    def consume(self, num_episodes: int) -> pa.Table:
+    def consume(self, num_episodes: int, request_id: str | None = None) -> pa.Table:
         """Remove and return up to ``num_episodes`` servable episodes, oldest first.
 
         Turns of an episode are contiguous and in turn order. Never blocks: with too few
-        episodes it returns what there is (the actor's consume can wait).
+        episodes it returns what there is (the actor's consume can wait). With a journal, a
+        ``request_id`` equal to the previous consume's returns that consume's episodes again.
         """
         if num_episodes < 0:
             raise ValueError(f"num_episodes: must be >= 0, got {num_episodes}")
+        journaled = self._journal is not None
+        if request_id is not None and self.is_last_request(request_id):
+            return _concat(self._materialise(self._pinned))
         picked: list[_Episode] = []
         for ep in self._episodes.values():
             if len(picked) == num_episodes:
@@ -181,9 +225,13 @@ class ReplayBuffer:
             if not self._is_stale(ep):  # kept-stale episodes (drop_stale=False) are skipped
                 picked.append(ep)
         out = _concat(self._materialise(picked))
+        for ep in self._pinned:
+            self._unref(ep.spill_file)
         for ep in picked:
-            self._remove(ep)
+            self._remove(ep, keep_file=journaled)
+        self._pinned, self._last_request = (picked, request_id) if journaled else ([], None)
         self._counts["total_consumed"] += len(picked)
+        self._log("consume", request=request_id, ids=[ep.episode_id for ep in picked])
         return out
 
     def sample(self, num_episodes: int) -> pa.Table:
@@ -194,6 +242,10 @@ class ReplayBuffer:
         servable = [e for e in self._episodes.values() if not self._is_stale(e)]
         picked = self._rng.sample(servable, min(num_episodes, len(servable)))
         return _concat(self._materialise(picked))
+
+    def is_last_request(self, request_id: str) -> bool:
+        """Whether ``request_id`` names the consume served last (a retry of it)."""
+        return self._journal is not None and request_id == self._last_request
 
     def ready_episodes(self) -> int:
         """How many episodes consume() would serve now."""
@@ -238,10 +290,16 @@ class ReplayBuffer:
         return out
 
     def close(self) -> None:
-        """Delete the spill folder (its files are the only copy of spilled episodes)."""
+        """Delete the spill folder and the journal (their files are the only copy of spilled
+        episodes): the buffer is done."""
         if self._spill_dir is not None:
             shutil.rmtree(self._spill_dir, ignore_errors=True)
             self._spill_dir = None
+        if self._journal is not None:
+            self._journal.close()
+            shutil.rmtree(self._journal.folder, ignore_errors=True)
+            self._journal = None
+        self._pinned = []
         self._episodes.clear()
         self._spill_refs.clear()
         self._in_memory_bytes = self._num_turns = 0
@@ -250,17 +308,53 @@ class ReplayBuffer:
     def _is_stale(self, ep: _Episode) -> bool:
         return self._version - ep.policy_version > self.cfg.max_staleness
 
-    def _remove(self, ep: _Episode) -> None:
+    def _remove(self, ep: _Episode, keep_file: bool = False) -> str:
+        """Take ``ep`` out of the index; its file goes when nothing else needs it (unless
+        ``keep_file``: a pinned episode). Returns its id."""
         del self._episodes[ep.episode_id]
         self._num_turns -= ep.num_turns
         if ep.table is not None:
             self._in_memory_bytes -= ep.nbytes
-            ep.table = None
-        elif ep.spill_file is not None:
-            self._spill_refs[ep.spill_file] -= 1
-            if self._spill_refs[ep.spill_file] == 0:
-                del self._spill_refs[ep.spill_file]
-                ep.spill_file.unlink()
+            if ep.spill_file is not None:  # journaled: its file can serve it again
+                ep.table = None
+        if not keep_file:
+            self._unref(ep.spill_file)
+        return ep.episode_id
+
+    def _unref(self, path: Path | None) -> None:
+        if path is None:
+            return
+        self._spill_refs[path] -= 1
+        if self._spill_refs[path] == 0:
+            del self._spill_refs[path]
+            path.unlink(missing_ok=True)
+
+    def _log(self, op: str, **fields: object) -> None:
+        if self._journal is not None:
+            self._journal.log({"op": op, **fields, "counts": self._counts})
+
+    def _open_journal(self, folder: Path) -> BufferJournal:
+        """Resume the state a journal records (none for a new folder); journal from now on."""
+        state = replay(folder)
+        self._seen, self._version = state.seen, state.version
+        self._counts |= state.counts
+        for entry in state.held:
+            ep = self._episodes[entry.episode_id] = _Episode.from_journal(entry)
+            self._num_turns += ep.num_turns
+        self._pinned = [_Episode.from_journal(e) for e in state.pinned]
+        self._last_request = state.last_request
+        for ep in [*self._episodes.values(), *self._pinned]:
+            assert ep.spill_file is not None
+            self._spill_refs[ep.spill_file] = self._spill_refs.get(ep.spill_file, 0) + 1
+        if state.seen:
+            self._counts["restarts"] += 1
+            logger.warning(
+                "replay buffer restarted from its journal %s: %d episodes held, %d seen",
+                folder,
+                len(self._episodes),
+                len(self._seen),
+            )
+        return BufferJournal(folder, state.next_seq)
 
     def _materialise(self, eps: list[_Episode]) -> list[pa.Table]:
         """The tables of ``eps`` in the same order; each spill file needed is read once."""
@@ -288,8 +382,14 @@ class ReplayBuffer:
             if remaining <= target:
                 break
             if ep.table is not None:
-                chunk.append(ep)
                 remaining -= ep.nbytes
+                if ep.spill_file is not None:  # journaled: already on disk
+                    ep.table = None
+                else:
+                    chunk.append(ep)
+        self._in_memory_bytes = remaining
+        if not chunk:
+            return
         path = self._next_spill_path()
         with pq.ParquetWriter(path, TRAJECTORY_SCHEMA) as writer:
             for ep in chunk:
@@ -299,7 +399,6 @@ class ReplayBuffer:
             ep.spill_file, ep.spill_offset, ep.table = path, offset, None
             offset += ep.num_turns
         self._spill_refs[path] = len(chunk)
-        self._in_memory_bytes = remaining
 
     def _next_spill_path(self) -> Path:
         if self._spill_dir is None:
@@ -362,68 +461,3 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     if not tables:
         return TRAJECTORY_SCHEMA.empty_table()
     return pa.concat_tables(tables).combine_chunks()
-
-
-class ReplayBufferActor:
-    """The Ray actor around ReplayBuffer (start it with make_buffer_actor).
-
-    Every method is async so that all run on the actor's one event loop, one at a time between
-    awaits: adds from many rollout workers never interleave inside the buffer, and a consume
-    that waits yields to them.
-    """
-
-    def __init__(self, cfg: ReplayBufferConfig, run_dir: str | None = None) -> None:
-        self._buffer = ReplayBuffer(cfg, run_dir)
-
-    async def add(self, batch: TrajectoryBatch) -> int:
-        return self._buffer.add(batch)
-
-    async def set_policy_version(self, version: int) -> None:
-        self._buffer.set_policy_version(version)
-
-    async def consume(self, num_episodes: int, timeout_s: float = 0.0) -> pa.Table:
-        """Wait up to ``timeout_s`` for ``num_episodes`` servable episodes, then remove and
-        return up to that many (fewer on timeout; 0 = do not wait)."""
-        deadline = time.monotonic() + timeout_s
-        while self._buffer.ready_episodes() < num_episodes and time.monotonic() < deadline:
-            await asyncio.sleep(CONSUME_POLL_S)
-        return self._buffer.consume(num_episodes)
-
-    async def sample(self, num_episodes: int) -> pa.Table:
-        return self._buffer.sample(num_episodes)
-
-    async def ready_episodes(self) -> int:
-        return self._buffer.ready_episodes()
-
-    async def stats(self) -> dict[str, float]:
-        return self._buffer.stats()
-
-    async def save(self, path: str) -> int:
-        return self._buffer.save(path)
-
-    async def load(self, path: str) -> int:
-        return self._buffer.load(path)
-
-    async def close(self) -> None:
-        self._buffer.close()
-
-
-def make_buffer_actor(
-    cfg: ReplayBufferConfig,
-    run_dir: str | Path | None = None,
-    *,
-    name: str | None = None,
-    num_cpus: float = 0.0,
-) -> Any:
-    """Start a ReplayBufferActor and return its handle.
-
-    ``num_cpus`` defaults to 0: the buffer is memory- and I/O-bound and must not hold a CPU
-    slot that a rollout worker or the learner needs. ``name`` makes it a named actor.
-    """
-    import ray  # here, not at the top: the plain buffer and its tests need no Ray
-
-    options: dict[str, Any] = {"num_cpus": num_cpus}
-    if name is not None:
-        options["name"] = name
-    actor_cls = ray.remote(ReplayBufferActor)
-    return actor_cls.options(**options).remote(cfg, str(run_dir) if run_dir else None)

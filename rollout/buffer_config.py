@@ -27,6 +27,14 @@ class ReplayBufferConfig:
     counted in stats) but never served by consume / sample."""
     seed: int = 0
     """Seed of sample()'s uniform draw."""
+    journal: bool = True
+    """Keep every held episode on disk too (one Parquet file per arriving batch, in a private
+    folder of the run dir, plus an event log), so that a buffer actor that dies is restarted by
+    Ray with exactly the episodes, seen ids and counters it had. Costs one small file write per
+    arriving episode; without a run dir there is no journal."""
+    max_restarts: int = 3
+    """How often Ray restarts a dead buffer actor from its journal before the death reaches
+    the RL arm (which then starts again from its newest checkpoint)."""
 
     def __post_init__(self) -> None:
         check(
@@ -38,6 +46,7 @@ class ReplayBufferConfig:
         check(
             self.memory_bound_mb > 0, "memory_bound_mb", f"must be > 0, got {self.memory_bound_mb}"
         )
+        check(self.max_restarts >= 0, "max_restarts", f"must be >= 0, got {self.max_restarts}")
         check(
             self.spill_dir is None or self.spill_dir != "",
             "spill_dir",

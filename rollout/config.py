@@ -56,6 +56,14 @@ class RolloutConfig:
     (CPU, one node) or a NCCL broadcast from learner rank 0 (GPU clusters)."""
     seed: int = 0
     """Sampling seed of the engines."""
+    actor_call_timeout_s: float = 300.0
+    """Longest wait for one env or verifier actor call inside an episode (reset, verify, a
+    step; each takes milliseconds). Past it the actor is taken as hung: the fleet kills and
+    replaces it and plays the chunk again. 0 = no limit."""
+    chunk_timeout_s: float = 3600.0
+    """Longest a chunk of episodes may stay on a rollout worker whose engine is up
+    (generation included, a new worker's start not). Past it the worker is taken as hung: the
+    fleet kills and replaces it and plays its chunks again. 0 = no limit."""
 
     def __post_init__(self) -> None:
         check(self.num_workers >= 1, "num_workers", f"must be >= 1, got {self.num_workers}")
@@ -78,6 +86,8 @@ class RolloutConfig:
             "weight_sync",
             "'nccl' needs GPUs (gpus_per_worker > 0); use 'shm' on CPU",
         )
+        check(self.actor_call_timeout_s >= 0, "actor_call_timeout_s", "must be >= 0 (0 = none)")
+        check(self.chunk_timeout_s >= 0, "chunk_timeout_s", "must be >= 0 (0 = no limit)")
         check(self.env_actors >= 1, "env_actors", "must be >= 1")
         check(self.verifier_actors >= 1, "verifier_actors", "must be >= 1")
         check(self.cpus_per_env_actor >= 0, "cpus_per_env_actor", "must be >= 0")

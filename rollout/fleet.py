@@ -12,20 +12,27 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
+from ray.exceptions import (
+    ActorDiedError,
+    ActorUnavailableError,
+    GetTimeoutError,
+    RayActorError,
+    RayTaskError,
+)
 from ray.util.placement_group import remove_placement_group
 
 from cluster.placement import PLACEMENT_TIMEOUT_S, PlacementError, RoleSpec, in_bundle, reserve
 from cluster.placement_config import PlacementConfig
 from rollout.config import RolloutConfig
 from rollout.engine import Sampling
-from rollout.pools import EnvActor, VerifierActor
+from rollout.pools import EnvActor, VerifierActor, hung_actor
 from rollout.runner import EpisodeResult, EpisodeSpec
 from rollout.worker import RolloutWorker
 
@@ -38,6 +45,8 @@ CHUNKS_IN_FLIGHT_PER_WORKER = 2
 _DEATHS = (RayActorError, ActorDiedError, ActorUnavailableError)
 # A scale-up the cluster cannot place within this is skipped (with a warning), not waited on.
 SCALE_UP_TIMEOUT_S = 30
+# A pool actor that does not answer a ping within this is taken as hung and replaced.
+PING_TIMEOUT_S = 30
 
 
 @dataclass
@@ -46,6 +55,7 @@ class _Worker:
     handle: Any
     pg: Any
     draining: bool = False
+    starting: Any = None  # a call that returns once the engine is up; None once it did
 
 
 class RolloutFleet:
@@ -114,7 +124,7 @@ class RolloutFleet:
         )
         if self.weights_dir is not None:  # a late joiner serves the current policy too
             ray.get(handle.load_weights.remote(self.version, self.weights_dir))
-        return _Worker(worker_id, handle, pg)
+        return _Worker(worker_id, handle, pg, starting=handle.version.remote())
 
     def _retire(self, worker: _Worker, graceful: bool = True) -> None:
         if graceful:
@@ -155,21 +165,27 @@ class RolloutFleet:
         for w in [w for w in self.workers.values() if w.draining and w.worker_id not in busy]:
             self._retire(w)
 
-    def _heal_pools(self) -> bool:
-        """Replace dead env/verifier actors; tell the workers. True if any was replaced."""
+    def _heal_pools(self, hung: tuple[str, int] | None = None) -> bool:
+        """Replace dead or hung env/verifier actors (``hung``: one known to be, by kind and
+        index); tell the workers. True if any was replaced."""
         healed = False
         for kind, actors, make in (
             ("env", self.envs, self._new_env),
             ("verifier", self.verifiers, self._new_verifier),
         ):
             for i, actor in enumerate(actors):
-                try:
-                    ray.get(actor.ping.remote(), timeout=30)
-                except _DEATHS:
-                    log.warning("%s actor %d died; replacing it", kind, i)
-                    actors[i] = make(i)
-                    self.replaced[kind] += 1
-                    healed = True
+                if hung != (kind, i):
+                    try:
+                        ray.get(actor.ping.remote(), timeout=PING_TIMEOUT_S)
+                        continue
+                    except _DEATHS:
+                        log.warning("%s actor %d died; replacing it", kind, i)
+                    except GetTimeoutError:
+                        log.warning("%s actor %d did not answer a ping; replacing it", kind, i)
+                ray.kill(actor, no_restart=True)  # a hung one must not hold its CPU slot
+                actors[i] = make(i)
+                self.replaced[kind] += 1
+                healed = True
         if healed:
             ray.get(
                 [
@@ -196,6 +212,7 @@ class RolloutFleet:
         queue = deque((i, specs[i : i + chunk], 0) for i in range(0, len(specs), chunk))
         results: dict[int, list[EpisodeResult]] = {}
         in_flight: dict[Any, tuple[int, list[EpisodeSpec], int, str]] = {}
+        sent: dict[Any, float] = {}  # when each in-flight chunk was handed out
         while queue or in_flight:
             want = desired_workers() if desired_workers is not None else self.num_workers
             if want != self.num_workers and want != self.unplaceable:
@@ -206,15 +223,24 @@ class RolloutFleet:
             for w in list(self.workers.values()):
                 while queue and not w.draining and load[w.worker_id] < CHUNKS_IN_FLIGHT_PER_WORKER:
                     start, part, tries = queue.popleft()
-                    in_flight[w.handle.play.remote(part, buffer, sampling)] = (
-                        start,
-                        part,
-                        tries,
-                        w.worker_id,
-                    )
+                    ref = w.handle.play.remote(part, buffer, sampling)
+                    in_flight[ref] = (start, part, tries, w.worker_id)
+                    sent[ref] = time.monotonic()
                     load[w.worker_id] += 1
             self._retire_idle_drained(busy={wid for *_, wid in in_flight.values()})
-            done, _ = ray.wait(list(in_flight), num_returns=1)
+            hung = self._hung_worker(in_flight, sent)
+            if hung is not None:  # its chunks now fail with the death and are played again
+                limit = self.cfg.chunk_timeout_s
+                self._replace_dead_worker(
+                    hung, f"is hung (a chunk held over {limit:g} s, rollout.chunk_timeout_s)"
+                )
+                continue
+            done, _ = ray.wait(
+                list(in_flight), num_returns=1, timeout=self._wait_s(in_flight, sent)
+            )
+            if not done:
+                continue
+            sent.pop(done[0])
             start, part, tries, wid = in_flight.pop(done[0])
             try:
                 results[start] = ray.get(done[0])
@@ -224,6 +250,48 @@ class RolloutFleet:
                 self._recover(wid, err)
                 queue.appendleft((start, part, tries + 1))
         return [r for start in sorted(results) for r in results[start]]
+
+    def _hung_worker(
+        self, in_flight: dict[Any, tuple[Any, ...]], sent: dict[Any, float]
+    ) -> str | None:
+        """The live worker holding a chunk past ``chunk_timeout_s``, if any.
+
+        A chunk's clock runs from when its worker's engine is up, not while a new worker
+        starts (tens of seconds on CPU). Chunks of workers already retired are left to fail
+        with their death.
+        """
+        limit, now = self.cfg.chunk_timeout_s, time.monotonic()
+        oldest: tuple[float, str] | None = None
+        for ref, (*_, wid) in in_flight.items():
+            w = self.workers.get(wid)
+            if w is None:
+                continue
+            if w.starting is not None:
+                if not ray.wait([w.starting], timeout=0)[0]:
+                    sent[ref] = now
+                    continue
+                w.starting = None
+            if oldest is None or sent[ref] < oldest[0]:
+                oldest = (sent[ref], wid)
+        if limit and oldest is not None and now - oldest[0] >= limit:
+            return oldest[1]
+        return None
+
+    def _wait_s(
+        self, in_flight: dict[Any, tuple[Any, ...]], sent: dict[Any, float]
+    ) -> float | None:
+        """How long to wait for the next chunk: until the oldest may be past its limit, and
+        at most a second while a worker is starting (its chunks' clocks start when it is up)."""
+        limit = self.cfg.chunk_timeout_s
+        if not limit:
+            return None
+        live = [sent[ref] for ref, (*_, wid) in in_flight.items() if wid in self.workers]
+        if not live:  # only chunks of retired workers: their deaths come back at once
+            return 1.0
+        wait_s = max(0.0, limit - (time.monotonic() - min(live)))
+        if any(w.starting is not None for w in self.workers.values()):
+            wait_s = min(wait_s, 1.0)
+        return wait_s
 
     def _recover(self, worker_id: str, err: Exception) -> None:
         """After a failed chunk: replace whatever died, so the chunk can be played again.
@@ -235,9 +303,15 @@ class RolloutFleet:
         worker_died = isinstance(err, _DEATHS) and not isinstance(err, RayTaskError)
         if worker_died:
             if worker_id in self.workers:
-                self._replace_dead_worker(worker_id, "while playing")
+                self._replace_dead_worker(worker_id, "died while playing")
             return
-        healed = self._heal_pools()
+        hung = hung_actor(err)
+        actors = {"env": self.envs, "verifier": self.verifiers}
+        if hung is not None and actors[hung.kind][hung.index]._actor_id.hex() != hung.actor_id:
+            return  # replaced already, after another chunk's call to it timed out
+        if hung is not None:
+            log.warning("%s; replacing it", hung)
+        healed = self._heal_pools((hung.kind, hung.index) if hung else None)
         if not healed and not isinstance(err, _DEATHS):
             raise err  # a real error in the episode code, not an actor death: fail loudly
 
@@ -261,16 +335,16 @@ class RolloutFleet:
                 except _DEATHS:
                     if attempt == MAX_CHUNK_RETRIES:
                         raise
-                    new_id = self._replace_dead_worker(wid, "while loading weights")
+                    new_id = self._replace_dead_worker(wid, "died while loading weights")
                     if new_id is None:
                         break  # it was draining: nothing to replace
                     wid, ref = new_id, self.workers[new_id].handle.version.remote()
         return served
 
     def _replace_dead_worker(self, worker_id: str, when: str) -> str | None:
-        """Retire a dead worker and start its replacement, which serves the current weights
-        (None when the dead worker was draining anyway)."""
-        log.warning("rollout worker %s died %s; replacing it", worker_id, when)
+        """Retire a dead (or hung) worker and start its replacement, which serves the current
+        weights (None when the dead worker was draining anyway)."""
+        log.warning("rollout worker %s %s; replacing it", worker_id, when)
         worker = self.workers[worker_id]
         self._retire(worker, graceful=False)
         self.replaced["rollout"] += 1

@@ -113,16 +113,49 @@ class VerifierActor:
 
 
 class ActorPool:
-    """Round-robin over a fixed set of actor handles."""
+    """Round-robin over a fixed set of actor handles of one kind ("env", "verifier")."""
 
-    def __init__(self, actors: list[Any]) -> None:
+    def __init__(self, actors: list[Any], kind: str = "actor") -> None:
         if not actors:
             raise ValueError("an actor pool needs at least one actor")
         self.actors = actors
-        self._next = itertools.cycle(actors)
+        self.kind = kind
+        self._next = itertools.cycle(enumerate(actors))
 
     def pick(self) -> Any:
+        return self.pick_indexed()[1]
+
+    def pick_indexed(self) -> tuple[int, Any]:
+        """The next actor and its index in the pool (the fleet's index too)."""
         return next(self._next)
+
+
+class ActorHungError(RuntimeError):
+    """An env or verifier actor did not answer one call within the configured time.
+
+    Raised inside a rollout worker; the fleet reads ``kind`` and ``index`` (also through
+    Ray's task-error wrapper) to kill and replace that actor, then plays the chunk again.
+    """
+
+    def __init__(self, kind: str, index: int, actor_id: str, method: str, timeout_s: float) -> None:
+        self.kind, self.index, self.actor_id = kind, index, actor_id
+        self.method, self.timeout_s = method, timeout_s
+        super().__init__(
+            f"{kind} actor {index} (Ray actor {actor_id}) did not answer {method} within "
+            f"{timeout_s:g} s (rollout.actor_call_timeout_s): it is taken as hung"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses processes inside Ray's task errors
+        return type(self), (self.kind, self.index, self.actor_id, self.method, self.timeout_s)
+
+
+def hung_actor(err: BaseException) -> ActorHungError | None:
+    """The ActorHungError behind ``err`` (itself, or the cause Ray wrapped), if any."""
+    # The cause first: Ray's wrapper is an ActorHungError too, but not a plain one.
+    for c in (getattr(err, "cause", None), err):
+        if isinstance(c, ActorHungError):  # a plain copy: no wrapped traceback in str()
+            return ActorHungError(c.kind, c.index, c.actor_id, c.method, c.timeout_s)
+    return None
 
 
 def _jsonable(value: Any) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image
 
 from rollout.engine import Engine, GenerationRequest, Sampling
-from rollout.pools import ActorPool
+from rollout.pools import ActorHungError, ActorPool
 from rollout.trajectory import TurnRecord
 
 
@@ -74,8 +74,10 @@ class EpisodeRunner:
         sampling: Sampling,
         multimodal: bool,
         worker_id: str = "",
+        call_timeout_s: float = 0.0,
     ) -> None:
         self.engine = engine
+        self.call_timeout_s = call_timeout_s  # per env/verifier call; 0 = no limit
         self.chat = chat
         self.env_pool = env_pool
         self.verifier_pool = verifier_pool
@@ -115,12 +117,22 @@ class EpisodeRunner:
             raise failures.exceptions[0] from failures
         return [t.result() for t in tasks]
 
+    async def _call(self, pool: ActorPool, index: int, method: str, *args: Any) -> Any:
+        """``pool.actors[index].method(*args)``, failing with ActorHungError past the timeout."""
+        ref = getattr(pool.actors[index], method).remote(*args)
+        try:
+            return await asyncio.wait_for(ref, self.call_timeout_s or None)
+        except TimeoutError:
+            actor_id = pool.actors[index]._actor_id.hex()
+            raise ActorHungError(pool.kind, index, actor_id, method, self.call_timeout_s) from None
+
     async def run_episode(self, spec: EpisodeSpec, sampling: Sampling) -> EpisodeResult:
-        env = self.env_pool.pick()
+        envs = self.env_pool  # this episode's pool, even if the fleet swaps in a new one
+        e, env = envs.pick_indexed()
         # The env actor keys this attempt uniquely: a replayed episode (same episode_id) and a
         # cancelled earlier attempt whose calls are still in flight never touch each other.
         key = f"{spec.episode_id}#{uuid.uuid4().hex[:12]}"
-        obs = await env.reset.remote(key, spec.family, spec.config, spec.reset_options)
+        obs = await self._call(envs, e, "reset", key, spec.family, spec.config, spec.reset_options)
         task_state = obs["task_state"]
         messages: list[dict[str, Any]] = []
         image, image_ref = None, None
@@ -142,10 +154,12 @@ class EpisodeRunner:
                     GenerationRequest(prompt=prompt, image=image if self.multimodal else None),
                     sampling,
                 )
-                verdict = await self.verifier_pool.pick().verify.remote(
-                    spec.family, spec.config, task_state, gen.text
+                verifiers = self.verifier_pool
+                v = verifiers.pick_indexed()[0]
+                verdict = await self._call(
+                    verifiers, v, "verify", spec.family, spec.config, task_state, gen.text
                 )
-                step = await env.apply_verdict.remote(key, verdict)
+                step = await self._call(envs, e, "apply_verdict", key, verdict)
                 turns.append(
                     TurnRecord(
                         episode_id=spec.episode_id,

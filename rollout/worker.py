@@ -44,11 +44,12 @@ class RolloutWorker:
         self.runner = EpisodeRunner(
             self.engine,
             chat,
-            ActorPool(env_actors),
-            ActorPool(verifier_actors),
+            ActorPool(env_actors, "env"),
+            ActorPool(verifier_actors, "verifier"),
             Sampling.from_config(cfg),
             multimodal,
             worker_id,
+            cfg.actor_call_timeout_s,
         )
         self.episodes_played = 0
         self.tokens_generated = 0
@@ -76,8 +77,8 @@ class RolloutWorker:
 
     def set_pools(self, env_actors: list[Any], verifier_actors: list[Any]) -> None:
         """Swap in new env/verifier actor lists (after the fleet replaced a dead one)."""
-        self.runner.env_pool = ActorPool(env_actors)
-        self.runner.verifier_pool = ActorPool(verifier_actors)
+        self.runner.env_pool = ActorPool(env_actors, "env")
+        self.runner.verifier_pool = ActorPool(verifier_actors, "verifier")
 
     async def load_weights(self, version: int, weights_dir: str) -> int:
         await self.engine.load_weights(version, weights_dir)

@@ -8,7 +8,7 @@ import time
 import pyarrow as pa
 import ray
 
-from rollout.buffer import make_buffer_actor
+from rollout.buffer_actor import make_buffer_actor
 from rollout.buffer_config import ReplayBufferConfig
 from rollout.trajectory import TurnRecord, to_record_batch
 
@@ -54,8 +54,9 @@ def stream_episodes(buffer, worker: str, count: int) -> int:
 
 
 def test_concurrent_producers_driver_consumes_everything_once(ray_cluster, tmp_path) -> None:
-    # A tiny memory bound so that spilled episodes are part of what crosses the actor boundary.
-    cfg = ReplayBufferConfig(memory_bound_mb=4e-3, max_staleness=0)
+    # A tiny memory bound so that spilled episodes are part of what crosses the actor boundary
+    # (without a journal: spill files of their own; journaled spills are tested below).
+    cfg = ReplayBufferConfig(memory_bound_mb=4e-3, max_staleness=0, journal=False)
     buffer = make_buffer_actor(cfg, run_dir=tmp_path)
     producers = [
         stream_episodes.remote(buffer, f"w{k}", EPISODES_PER_PRODUCER) for k in range(NUM_PRODUCERS)
@@ -113,4 +114,27 @@ def test_waiting_consume_gets_an_episode_added_meanwhile(ray_cluster) -> None:
     start = time.monotonic()
     assert ray.get(buffer.consume.remote(1, timeout_s=0.2)).num_rows == 0
     assert time.monotonic() - start >= 0.2
+    ray.kill(buffer)
+
+
+def test_a_killed_buffer_restarts_from_its_journal_and_serves_the_waiting_consume(
+    ray_cluster, tmp_path
+) -> None:
+    buffer = make_buffer_actor(ReplayBufferConfig(memory_bound_mb=1e-3), run_dir=tmp_path)
+    for i in range(5):
+        assert ray.get(buffer.add.remote(to_record_batch(episode(f"w-{i}", i % 3 + 1, 0)))) == 1
+    first = ray.get(buffer.consume.remote(2, 0.0, "update-1"))
+    waiting = buffer.consume.remote(5, 60.0, "update-2")  # 3 ready: it waits for two more
+    ray.kill(buffer, no_restart=False)  # a real death of the actor's process; Ray restarts it
+    for i in range(5, 7):  # sent while it restarts: Ray retries them on the new process
+        ray.get(buffer.add.remote(to_record_batch(episode(f"w-{i}", 1, 0))))
+    assert ray.get(buffer.add.remote(to_record_batch(episode("w-0", 1, 0)))) == 0  # seen
+    second = ray.get(waiting, timeout=120)
+    assert list(dict.fromkeys(first["episode_id"].to_pylist())) == ["w-0", "w-1"]
+    assert list(dict.fromkeys(second["episode_id"].to_pylist())) == [f"w-{i}" for i in range(2, 7)]
+    stats = ray.get(buffer.stats.remote())
+    assert stats["buffer/restarts"] == 1
+    assert stats["buffer/total_added"] == 7 and stats["buffer/total_consumed"] == 7
+    ray.get(buffer.close.remote())
+    assert list(tmp_path.iterdir()) == []  # journal folder gone with close
     ray.kill(buffer)

@@ -1,14 +1,20 @@
-"""Rollout fleet under actor deaths and scaling: nothing lost, nothing duplicated.
+"""Rollout fleet under actor deaths, hangs and scaling: nothing lost, nothing duplicated.
 
-The kills are real (ray.kill on live actors while episodes are being played), and they wait
-for an event (the first episode in the buffer), not a timer."""
+The kills are real (ray.kill on live actors while episodes are being played), a hang is real
+(SIGSTOP of an actor's process), and both wait for an event (the first episode in the buffer),
+not a timer."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
+import signal
 import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import ray
 from ray.exceptions import RayActorError
@@ -16,7 +22,7 @@ from ray.exceptions import RayActorError
 from envs.families import config_dict, family
 from envs.generalpoints.config import GeneralPointsConfig
 from learner.assets import prepare
-from rollout.buffer import make_buffer_actor
+from rollout.buffer_actor import make_buffer_actor
 from rollout.buffer_config import ReplayBufferConfig
 from rollout.config import RolloutConfig
 from rollout.fleet import RolloutFleet
@@ -33,6 +39,7 @@ CFG = RolloutConfig(
     cpus_per_verifier_actor=0.1,
     env_actors=2,
     verifier_actors=2,
+    actor_call_timeout_s=10,  # env and verifier calls take milliseconds
 )
 
 
@@ -58,6 +65,14 @@ def _check_exactly_once(results, specs, buffer) -> None:
     assert sorted(set(table.column("episode_id").to_pylist())) == sorted(ids)
 
 
+def _pid(actor) -> int:
+    """The process of a live actor (Ray's state API, on this session's cluster)."""
+    from ray.util.state import get_actor
+
+    address = ray.get_runtime_context().gcs_address  # other clusters may run on this machine
+    return get_actor(actor._actor_id.hex(), address=address).pid
+
+
 def _kill_after_first_episode(buffer, target) -> None:
     """The kill's event: the first finished episode reaches the buffer (the rest still play)."""
     while ray.get(buffer.stats.remote())["buffer/size_episodes"] < 1:
@@ -80,6 +95,61 @@ def test_killed_actor_is_replaced_and_its_episodes_rerun(fleet, tmp_path: Path, 
     results = fleet.play(specs, buffer)
     killer.join()
     assert fleet.replaced[victim] == before[victim] + 1
+    _check_exactly_once(results, specs, buffer)
+    ray.kill(buffer)
+
+
+def test_a_hung_env_actor_is_replaced_and_its_episodes_rerun(fleet, tmp_path: Path) -> None:
+    specs = _specs(16, "hang")
+    buffer = make_buffer_actor(ReplayBufferConfig(), tmp_path)
+    before = fleet.replaced["env"]
+    pid = _pid(fleet.envs[0])
+
+    def stop_after_first_episode() -> None:
+        while ray.get(buffer.stats.remote())["buffer/size_episodes"] < 1:
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGSTOP)  # alive, holding its episodes, answering nothing
+
+    stopper = threading.Thread(target=stop_after_first_episode)
+    stopper.start()
+    try:
+        results = fleet.play(specs, buffer)
+    finally:
+        stopper.join()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert fleet.replaced["env"] == before + 1
+    _check_exactly_once(results, specs, buffer)
+    ray.kill(buffer)
+
+
+def test_a_hung_rollout_worker_is_replaced_and_its_chunks_rerun(fleet, tmp_path: Path) -> None:
+    specs = _specs(16, "hang-worker")
+    buffer = make_buffer_actor(ReplayBufferConfig(), tmp_path)
+    before, saved = fleet.replaced["rollout"], fleet.cfg
+    victim = next(iter(fleet.workers.values()))
+    proc = psutil.Process(_pid(victim.handle))
+    family_procs = [proc, *proc.children(recursive=True)]  # its vLLM engine core too
+
+    def stop_after_first_episode() -> None:
+        while ray.get(buffer.stats.remote())["buffer/size_episodes"] < 1:
+            time.sleep(0.01)
+        for p in family_procs:
+            p.send_signal(signal.SIGSTOP)
+
+    fleet.cfg = dataclasses.replace(saved, chunk_timeout_s=20)  # tiny-lm: a chunk takes ~1 s
+    stopper = threading.Thread(target=stop_after_first_episode)
+    stopper.start()
+    try:
+        results = fleet.play(specs, buffer)
+    finally:
+        fleet.cfg = saved
+        stopper.join()
+        for p in family_procs:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+    assert fleet.replaced["rollout"] == before + 1
+    assert victim.worker_id not in fleet.workers
     _check_exactly_once(results, specs, buffer)
     ray.kill(buffer)
 

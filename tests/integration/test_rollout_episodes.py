@@ -14,7 +14,8 @@ from envs.families import config_dict, family
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.virl.config import VirlConfig
 from learner.assets import prepare
-from rollout.buffer import ReplayBuffer, make_buffer_actor
+from rollout.buffer import ReplayBuffer
+from rollout.buffer_actor import make_buffer_actor
 from rollout.buffer_config import ReplayBufferConfig
 from rollout.config import RolloutConfig
 from rollout.fleet import start_fleet

@@ -294,6 +294,7 @@ def test_stats_against_hand_counts() -> None:
         "buffer/dropped_stale": 1,
         "buffer/duplicates_ignored": 1,
         "buffer/evicted": 1,
+        "buffer/restarts": 0,
     }
     assert 0 < s["buffer/in_memory_mb"] < 0.01
     # Every new episode is held, consumed, dropped or evicted.
