@@ -1,6 +1,7 @@
 """The controller end to end on an embedded cluster (`veriray demo --quick`, the README's quick
 mode): base eval -> SFT warm start -> PPO with weight sync -> SFT arm at the PPO arm's compute
--> report; `veriray scale` changes the rollout workers of the running job; `--resume`
+-> report, in async mode (the next batch plays while the learner trains) while `veriray scale`
+changes the rollout workers of the running job; `--resume`
 continues from the last checkpoint; `--seeds` runs each seed's arms from one shared warm start
 and reports the primary endpoint; the VL variant runs the image path through every stage; a
 bad config fails before anything starts."""
@@ -24,14 +25,18 @@ def _run_args(out: Path, *extra: str) -> list[str]:
     return quick_demo_args(out, *extra)
 
 
+# The first run and its resume: async mode, one version of staleness allowed.
+ASYNC = ("rl.mode=async", "buffer.max_staleness=1")
+
+
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
-    """quick.yaml with 2 RL updates; scaled to 2 rollout workers while it runs."""
+    """quick.yaml with 2 RL updates in async mode; scaled to 2 rollout workers while it runs."""
     out = tmp_path_factory.mktemp("runs")
     # stderr to a file: a pipe nobody reads while stdout is scanned fills up and stalls the job
     stderr_file = (out / "stderr.log").open("w+")
     job = subprocess.Popen(
-        _run_args(out, "rl.updates=2"),
+        _run_args(out, "rl.updates=2", *ASYNC),
         cwd=ROOT,
         text=True,
         stdout=subprocess.PIPE,
@@ -89,9 +94,13 @@ def test_rl_metrics_are_logged_per_update(first_run) -> None:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     rl = [r for r in rows if "learner/policy_loss" in r]
     assert [r["step"] for r in rl] == [1, 2]
-    for r in rl:
-        assert r["buffer/size_episodes"] == 0  # strict on-policy: every batch consumed
+    for r in rl:  # each update trains exactly its own batch, while the next one streams in
+        assert r["buffer/total_consumed"] == 8 * r["step"]
+        assert r["rollout/episodes_delta"] == 8
         assert r["timing/weight_sync"] > 0 and r["timing/rollout"] > 0
+    # Async: update 2's batch played while update 1 trained, so waiting for it took less
+    # than playing it.
+    assert rl[1]["timing/rollout"] < rl[1]["timing/rollout_play"]
 
 
 def test_scale_reached_the_running_job(first_run) -> None:
@@ -106,7 +115,7 @@ def test_resume_continues_from_the_last_checkpoint(first_run) -> None:
     run_dir, _, _ = first_run
     out = run_dir.parent
     result = subprocess.run(
-        _run_args(out, "rl.updates=3", "--resume"),
+        _run_args(out, "rl.updates=3", *ASYNC, "--resume"),
         cwd=ROOT,
         capture_output=True,
         text=True,
