@@ -110,6 +110,10 @@ def save_atomically(parent: Path, update: int, write: Callable[[Path], None]) ->
     _fsync(parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    # Left by saves that a crash cut short (resume reported them): a newer complete save
+    # makes them worthless, and one writer per checkpoint folder means none is in flight.
+    for leftover in [*parent.glob(f".{PREFIX}*.partial-*"), *parent.glob(f".{PREFIX}*.replaced-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
     return final
 
 

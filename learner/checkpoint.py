@@ -141,6 +141,9 @@ def save_hf_policy(policy: nn.Module, folder: Path, chat: Any | None = None) -> 
         write_llava_for_vllm(tmp)
     if chat is not None:
         chat.save_pretrained(tmp)
+    for written in tmp.rglob("*"):  # save_pretrained uses the umask (0644): weights are private
+        if written.is_file() and not written.is_symlink():
+            written.chmod(0o600)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return sorted(str(p) for p in folder.glob("*.safetensors"))

@@ -63,6 +63,7 @@ def test_sigkill_during_a_checkpoint_save_then_resume(tmp_path: Path) -> None:
         "update-000003",
     ]
     assert set(complete_before) <= {"update-000001", "update-000002"}
+    assert not partial.exists()  # removed by the next complete save
     points = [json.loads(line) for line in (run_dir / "eval_points.jsonl").read_text().splitlines()]
     assert [p["step"] for p in points if p["stage"] == "rl"] == [1, 2, 3]  # each exactly once
     state = json.loads((checkpoints / "update-000003" / "trainer_state.json").read_text())

@@ -114,6 +114,8 @@ def test_export_is_the_plain_policy_with_an_explicit_tied_head(lm_path: Path, tm
     with torch.no_grad():
         assert torch.equal(loaded(x).logits, model.policy(x).logits)
     assert (tmp_path / "hf" / "tokenizer.json").is_file()
+    modes = {f.name: f.stat().st_mode & 0o777 for f in (tmp_path / "hf").iterdir()}
+    assert set(modes.values()) == {0o600}, modes  # weights and configs are private
 
 
 def test_llava_export_uses_the_vllm_key_layout(tmp_path) -> None:
