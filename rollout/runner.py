@@ -123,6 +123,8 @@ class EpisodeRunner:
         obs = await env.reset.remote(key, spec.family, spec.config, spec.reset_options)
         task_state = obs["task_state"]
         messages: list[dict[str, Any]] = []
+        if obs.get("system"):
+            messages.append({"role": "system", "text": obs["system"], "has_image": False})
         image, image_ref = None, None
         turns: list[TurnRecord] = []
         final_info: dict[str, Any] = {}
