@@ -119,3 +119,19 @@ def test_register_rejects_clashes_and_non_families() -> None:
         register("toy")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="Python identifier"):
         register(_toy("toy-dash"))
+
+
+def test_the_task_section_round_trips_through_yaml(tmp_path) -> None:
+    import yaml
+
+    from cluster.typed_config import to_dict
+
+    cfg = load_experiment(ROOT / "configs/cpu/quick.yaml", ["task.virl.tries_per_point=3"])
+    data = to_dict(cfg)
+    assert (
+        data["task"]["family"] == "generalpoints" and data["task"]["virl"]["tries_per_point"] == 3
+    )
+    path = tmp_path / "again.yaml"
+    path.write_text(yaml.safe_dump(data))
+    again = load_experiment(path)
+    assert again.task == cfg.task and again.task.generalpoints.num_cards == 2
