@@ -16,7 +16,7 @@ from cluster.ray_config import RayConfig
 from cluster.stages_config import RLStageConfig, SFTStageConfig, StudyConfig
 from cluster.task_config import TaskConfig
 from cluster.typed_config import RUN_NAME, check, load
-from evaluation.config import EvaluationConfig
+from evaluation.config import TUNING_SUITES, EvaluationConfig
 from learner.config import LearnerConfig
 from rollout.buffer_config import ReplayBufferConfig
 from rollout.config import RolloutConfig
@@ -122,6 +122,13 @@ class ExperimentConfig:
             not unknown,
             "evaluation.suites",
             f"{unknown} not defined for task family {spec.name} with this config; it has {suites}",
+        )
+        defaults = [s for s in suites if s not in TUNING_SUITES]
+        check(
+            bool(self.evaluation.suites) or self.study.primary_suite in defaults,
+            "study.primary_suite",
+            f"{self.study.primary_suite!r} is not among the suites task family {spec.name} "
+            f"evaluates ({defaults}); name one of them",
         )
         check(
             not self.evaluation.viter_sweep or spec.budget_field is not None,

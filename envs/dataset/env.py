@@ -12,6 +12,7 @@ the attempt number: JSON, so it travels with the episode to any verifier actor.
 
 from __future__ import annotations
 
+import json
 import string
 from typing import Any, ClassVar
 
@@ -20,7 +21,7 @@ from gymnasium import spaces
 
 from envs.dataset.config import DatasetTaskConfig
 from envs.dataset.files import read_rows
-from envs.dataset.reward import RewardRunner
+from envs.dataset.reward import RewardRunner, shared_runner
 from verifier.base import Verdict, verify_total
 
 TEXT_CHARSET = frozenset(string.printable)
@@ -45,7 +46,7 @@ class DatasetVerifier:
             # verify_total's fallback after an error (a second call could run over again).
             return Verdict(cfg.failure_reward, False, cfg.feedback, {"empty": True})
         if self._runner is None:
-            self._runner = RewardRunner(cfg.reward_fn, cfg.reward_timeout_s)
+            self._runner = shared_runner(cfg.reward_fn, cfg.reward_timeout_s)
         example = {
             "prompt": task_state["prompt"],
             "attempt": int(task_state.get("attempt", 0)) + 1,
@@ -56,6 +57,7 @@ class DatasetVerifier:
         return Verdict(reward, success, text, {"fn_feedback": feedback is not None})
 
     def close(self) -> None:
+        """Stop the reward function's child (the next answer starts a fresh one)."""
         if self._runner is not None:
             self._runner.close()
 
@@ -86,7 +88,11 @@ class DatasetEnv(gym.Env[dict[str, Any], str]):
                 f"prompt_column: row {index} of {cfg.path()} has no text in "
                 f"{cfg.prompt_column!r} ({prompt!r})"
             )
-        reference = {c: row.get(c) for c in cfg.reference_columns}
+        # JSON-able, as the task state travels between actors and into trajectories (a
+        # Parquet date or bytes value becomes its string form).
+        reference = json.loads(
+            json.dumps({c: row.get(c) for c in cfg.reference_columns}, default=str)
+        )
         return {"row": index, "prompt": prompt, "reference": reference, "attempt": 0}
 
     def _observation(self, text: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -51,6 +52,20 @@ def normalize(result: Any) -> tuple[float, bool, str | None]:
     raise RewardError(f"expected a dict, a bool or a number, got {type(result).__name__}")
 
 
+_SHARED: dict[tuple[str, float], RewardRunner] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_runner(ref: str, timeout_s: float) -> RewardRunner:
+    """One child per reward function per process: the training config and every suite's
+    config (separate verifiers) share it."""
+    with _SHARED_LOCK:
+        key = (ref, timeout_s)
+        if key not in _SHARED:
+            _SHARED[key] = RewardRunner(ref, timeout_s)
+        return _SHARED[key]
+
+
 class RewardRunner:
     """One child process running ``ref`` (``module:function`` or ``file.py:function``)."""
 
@@ -59,8 +74,14 @@ class RewardRunner:
         self.timeout_s = timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._buffer = b""
+        # One call at a time over the pipe (a runner may be shared by threads of an actor).
+        self._lock = threading.Lock()
 
     def __call__(self, response: str, example: dict[str, Any]) -> tuple[float, bool, str | None]:
+        with self._lock:
+            return self._call(response, example)
+
+    def _call(self, response: str, example: dict[str, Any]) -> tuple[float, bool, str | None]:
         proc = self._ensure_started()
         assert proc.stdin is not None
         line = json.dumps({"response": response, "example": example}, default=str) + "\n"

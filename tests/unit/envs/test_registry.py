@@ -62,27 +62,32 @@ def _toy(name: str = "toy_registry") -> TaskFamily:
     )
 
 
+TOY = ("task.family=toy_registry", "study.primary_suite=in_distribution")
+
+
 def test_a_family_registered_in_code_is_a_task_family_value() -> None:
     register(_toy(), replace=True)
     cfg = load_experiment(
         None,
-        ["task.family=toy_registry", "task.toy_registry.size=5", "evaluation.suites=[]"],
+        [*TOY, "task.toy_registry.size=5", "evaluation.suites=[]"],
     )
     assert cfg.task.active == ToyConfig(size=5)
     assert cfg.task.train_dict() == {"size": 5, "split": "train"}
     with pytest.raises(ConfigError, match=r"^task\.toy_registry\.size: must be >= 1"):
-        load_experiment(None, ["task.family=toy_registry", "task.toy_registry.size=0"])
+        load_experiment(None, [*TOY, "task.toy_registry.size=0"])
     with pytest.raises(ConfigError, match=r"^task\.toy_registry\.size: expected an integer"):
-        load_experiment(None, ["task.family=toy_registry", "task.toy_registry.size=big"])
+        load_experiment(None, [*TOY, "task.toy_registry.size=big"])
     with pytest.raises(ConfigError, match=r"^task\.toy_registry\.colour: unknown field"):
-        load_experiment(None, ["task.family=toy_registry", "task.toy_registry.colour=red"])
+        load_experiment(None, [*TOY, "task.toy_registry.colour=red"])
     # Its suites, budget and SFT are the family's, checked at load time.
     with pytest.raises(ConfigError, match=r"^evaluation\.suites: \['ood_rule'\] not defined"):
-        load_experiment(None, ["task.family=toy_registry", "evaluation.suites=[ood_rule]"])
+        load_experiment(None, [*TOY, "evaluation.suites=[ood_rule]"])
     with pytest.raises(ConfigError, match=r"^evaluation\.viter_sweep: .* no verification"):
-        load_experiment(None, ["task.family=toy_registry", "evaluation.viter_sweep=[1,2]"])
+        load_experiment(None, [*TOY, "evaluation.viter_sweep=[1,2]"])
     with pytest.raises(ConfigError, match=r"^sft\.enabled: task family toy_registry cannot"):
-        load_experiment(None, ["task.family=toy_registry", "sft.enabled=true"])
+        load_experiment(None, [*TOY, "sft.enabled=true"])
+    with pytest.raises(ConfigError, match=r"^study\.primary_suite: 'ood_rule' is not among"):
+        load_experiment(None, ["task.family=toy_registry"])
 
 
 def test_module_attribute_names_a_family_any_process_can_import(tmp_path, monkeypatch) -> None:
@@ -90,7 +95,14 @@ def test_module_attribute_names_a_family_any_process_can_import(tmp_path, monkey
         "from tests.unit.envs.test_registry import _toy\nFAMILY = _toy('toy_ref')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    cfg = load_experiment(None, ["task.family=toy_ref_tasks:FAMILY", "task.toy_ref.size=2"])
+    cfg = load_experiment(
+        None,
+        [
+            "task.family=toy_ref_tasks:FAMILY",
+            "task.toy_ref.size=2",
+            "study.primary_suite=in_distribution",
+        ],
+    )
     assert cfg.task.spec.name == "toy_ref" and cfg.task.active.size == 2
     with pytest.raises(ConfigError, match=r"^task\.family: task family 'toy_ref_tasks:NOPE'"):
         load_experiment(None, ["task.family=toy_ref_tasks:NOPE"])
