@@ -148,6 +148,9 @@ class EpisodeRunner:
                     spec.family, spec.config, task_state, gen.text
                 )
                 step = await env.apply_verdict.remote(key, verdict)
+                # The env has the last word on the turn's success: the study's envs pass the
+                # verdict through; an adapted gymnasium env scores the answer in its own step.
+                judged = step["info"].get("verdict", verdict)
                 turns.append(
                     TurnRecord(
                         episode_id=spec.episode_id,
@@ -159,7 +162,7 @@ class EpisodeRunner:
                         behaviour_logprobs=gen.logprobs,
                         response_text=gen.text,
                         reward=step["reward"],
-                        success=bool(verdict["success"]),
+                        success=bool(judged.get("success", verdict["success"])),
                         done=step["done"],
                         truncated=step["truncated"],
                         verdict=json.dumps(verdict["fields"], sort_keys=True, default=str),

@@ -128,6 +128,9 @@ def test_a_third_party_gymnasium_env_trains_one_update(tmp_path) -> None:
     assert [(p["stage"], p["step"]) for p in points] == [("init", 0), ("rl", 1)]
     assert list(points[-1]["suites"]) == ["in_distribution", "ood_one_try"]
     assert points[-1]["train_gflops"] > 0  # one PPO update happened
+    for suite in points[-1]["suites"].values():  # the env's own success, turn by turn
+        outcomes = suite["outcomes"]
+        assert all(s >= f for s, f in zip(outcomes["success"], outcomes["first_try"]))
 
 
 def test_an_installed_plugin_trains_one_update(tmp_path) -> None:

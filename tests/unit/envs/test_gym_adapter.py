@@ -34,6 +34,7 @@ def test_an_episode_runs_through_the_split_protocol() -> None:
     verdict = verify_total(verifier, info["task_state"], f"It is {word}!").to_dict()
     _, reward, terminated, _, info = env.apply_verdict(verdict)
     assert (reward, terminated) == (1.0, True) and fam.episode_success(info)
+    assert info["verdict"]["success"]  # what the rollout records as this turn's success
 
 
 def test_suites_apply_their_kwargs_and_replay_the_same_seeds() -> None:
