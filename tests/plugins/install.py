@@ -9,7 +9,7 @@ from pathlib import Path
 
 PLUGIN_DIR = Path(__file__).resolve().parent / "veriray_reverse"
 ROOT = Path(__file__).resolve().parents[2]
-ENTRY_POINTS = '[veriray.tasks]\nreverse = "veriray_reverse:FAMILY"\n'.replace('"', "")
+ENTRY_POINTS = "[veriray.tasks]\nreverse = veriray_reverse:FAMILY\n"  # as pip writes it
 
 
 def install_plugin(site: Path) -> Path:
