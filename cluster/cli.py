@@ -9,6 +9,7 @@ veriray eval CHECKPOINT [overrides ...] [--config YAML] [--suite S ...] [--episo
 veriray compare RUN_DIR [RUN_DIR ...] --out DIR  overlay several runs' curves on one figure
 veriray config show CONFIG [overrides ...]    print the resolved config (a dry run)
 veriray config explain                        every field with its type, default and doc
+veriray tasks                                 registered task families (built in and plugins)
 veriray models list | prepare NAME [--force]  offline model assets
 veriray models check NAME                     transformers and vLLM agree (greedy, fp32)
 veriray submit CONFIG [overrides] --address URL [--wait]   run it as a job on a Ray cluster
@@ -134,6 +135,15 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
 
     cfg = load_experiment(args.config, args.overrides)
     print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    return 0
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from envs.families import family, names
+
+    del args
+    for name in names():
+        print(f"{name}: {family(name).description}")
     return 0
 
 
@@ -280,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         action="append",
         default=[],
-        choices=["in_distribution", "ood_rule", "ood_visual", "validation"],
-        help="suite to play (repeat; default: all of the task's but validation, for tuning)",
+        help="suite to play (repeat; the task family's names, e.g. in_distribution, ood_rule; "
+        "default: all of the task's but validation, for tuning)",
     )
     ev.add_argument(
         "--episodes",
@@ -314,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("overrides", nargs="*")
     show.set_defaults(fn=_cmd_config_show)
     config.add_parser("explain", help="list every field").set_defaults(fn=_cmd_config_explain)
+
+    tasks = sub.add_parser("tasks", help="registered task families (built in and installed)")
+    tasks.set_defaults(fn=_cmd_tasks)
 
     models = sub.add_parser("models", help="offline model assets").add_subparsers(
         dest="action", required=True

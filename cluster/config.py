@@ -10,15 +10,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from cluster.placement_config import PlacementConfig
 from cluster.ray_config import RayConfig
 from cluster.stages_config import RLStageConfig, SFTStageConfig, StudyConfig
+from cluster.task_config import TaskConfig
 from cluster.typed_config import RUN_NAME, check, load
-from envs.generalpoints.config import GeneralPointsConfig
-from envs.virl.config import VirlConfig
-from evaluation.config import EvaluationConfig
+from evaluation.config import TUNING_SUITES, EvaluationConfig
 from learner.config import LearnerConfig
 from rollout.buffer_config import ReplayBufferConfig
 from rollout.config import RolloutConfig
@@ -33,23 +31,6 @@ class ModelConfig:
     to a Hugging Face checkpoint folder."""
     multimodal: bool = False
     """True for vision-language models (image observations are passed to the model)."""
-
-
-@dataclass
-class TaskConfig:
-    """Which task family to train and evaluate on, and its parameters."""
-
-    family: Literal["generalpoints", "virl"] = "generalpoints"
-    """Task family: GeneralPoints (card arithmetic) or V-IRL (street navigation)."""
-    generalpoints: GeneralPointsConfig = field(default_factory=GeneralPointsConfig)
-    """GeneralPoints parameters (used when family is generalpoints)."""
-    virl: VirlConfig = field(default_factory=VirlConfig)
-    """V-IRL parameters (used when family is virl)."""
-
-    @property
-    def active(self) -> GeneralPointsConfig | VirlConfig:
-        """The config of the selected family."""
-        return getattr(self, self.family)
 
 
 @dataclass
@@ -100,6 +81,7 @@ class ExperimentConfig:
             "output folder",
         )
         check(self.episodes >= 1, "episodes", f"must be >= 1, got {self.episodes}")
+        self._check_task()
         eval_tokens = self.evaluation.max_new_tokens
         check(
             eval_tokens is None or eval_tokens < self.rollout.max_model_len,
@@ -129,6 +111,42 @@ class ExperimentConfig:
             f"must equal rollout.temperature={sampled} (the learner scores the distribution "
             f"the rollouts sampled from), got {self.learner.ppo.temperature}",
         )
+
+    def _check_task(self) -> None:
+        """What only the task family knows: its suites, its budget, whether it has SFT
+        examples."""
+        spec, task = self.task.spec, self.task.active_dict()
+        suites = list(spec.suites(task))
+        unknown = [s for s in self.evaluation.suites if s not in suites]
+        check(
+            not unknown,
+            "evaluation.suites",
+            f"{unknown} not defined for task family {spec.name} with this config; it has {suites}",
+        )
+        defaults = [s for s in suites if s not in TUNING_SUITES]
+        check(
+            bool(self.evaluation.suites) or self.study.primary_suite in defaults,
+            "study.primary_suite",
+            f"{self.study.primary_suite!r} is not among the suites task family {spec.name} "
+            f"evaluates ({defaults}); name one of them",
+        )
+        check(
+            not self.evaluation.viter_sweep or spec.budget_field is not None,
+            "evaluation.viter_sweep",
+            f"task family {spec.name} has no verification budget to sweep; leave it empty",
+        )
+        if self.sft.enabled:
+            reason = (
+                "it supplies no expert examples"
+                if spec.sft_examples is None
+                else spec.sft_unavailable(self.task.train_dict())
+            )
+            check(
+                reason is None,
+                "sft.enabled",
+                f"task family {spec.name} cannot give SFT examples: {reason}; set "
+                "sft.enabled: false (RL from the base model)",
+            )
 
     @property
     def run_dir(self) -> Path:

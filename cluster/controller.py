@@ -34,7 +34,6 @@ from cluster.metrics import MetricsLogger
 from cluster.ray_runtime import init_ray
 from cluster.stages import latest_checkpoint, sft_rows, start_control
 from cluster.typed_config import ConfigError
-from envs.families import config_dict
 from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator, load_records
 from evaluation.flops import COMPUTE_FILE, ComputeMeter
 from evaluation.report import build_report, write_report
@@ -142,7 +141,7 @@ def make_evaluator(cfg: ExperimentConfig, fleet: RolloutFleet) -> Evaluator:
     ev = Evaluator(
         player,
         cfg.task.family,
-        config_dict(cfg.task.active),
+        cfg.task.active_dict(),
         eval_cfg,
         cfg.run_dir,
         sampling_of(eval_rollout),
@@ -161,7 +160,7 @@ def report_meta(cfg: ExperimentConfig, ev: Evaluator, meter: ComputeMeter) -> di
         "name": cfg.name,
         "model": cfg.model.name,
         "task": cfg.task.family,
-        "task_config": config_dict(cfg.task.active),
+        "task_config": cfg.task.active_dict(),
         "n_params": meter.n_params,
         "episodes_per_suite": ev.cfg.episodes,
         "seed": ev.cfg.seed,

@@ -6,7 +6,6 @@ the buffer holds trajectories, the evaluator scores suites. These functions wire
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import ray
 
 from cluster.checkpoints import CHECKPOINTS_DIR, newest_complete, save_atomically
 from cluster.config import ExperimentConfig
-from envs.families import config_dict
+from envs.families import SFTRequest
 from evaluation.flops import ComputeMeter
 from rollout.images import ImageStore
 from rollout.runner import EpisodeSpec
@@ -57,17 +56,18 @@ def start_control(cfg: ExperimentConfig) -> Any:
 
 
 def sft_rows(cfg: ExperimentConfig, model_path: str, out_dir: Path) -> list[Any]:
-    """Expert conversations from the env oracle (train split) -> Parquet -> training rows."""
+    """Expert conversations from the task family (its training split) -> Parquet -> training
+    rows."""
     from learner.sft import load_sft_rows
-    from learner.sft_data import generalpoints_examples, virl_examples, write_sft_parquet
+    from learner.sft_data import write_sft_parquet
 
-    task = config_dict(dataclasses.replace(cfg.task.active, split="train"))
+    spec = cfg.task.spec
+    if spec.sft_examples is None:  # the config check says so first; this guards direct calls
+        raise ValueError(f"task family {spec.name} supplies no SFT examples")
     store = ImageStore(cfg.run_dir / "images") if cfg.model.multimodal else None
     s = cfg.sft
-    if cfg.task.family == "generalpoints":
-        examples = generalpoints_examples(task, s.examples, s.seed, store, thought=s.thought)
-    else:
-        examples = virl_examples(task, s.examples, s.seed, store)
+    request = SFTRequest(cfg.task.train_dict(), s.examples, s.seed, store, thought=s.thought)
+    examples = spec.sft_examples(request)
     path = out_dir / "sft_data.parquet"
     write_sft_parquet(examples, path)
     return load_sft_rows(path, model_path, max_len=cfg.rollout.max_model_len)
@@ -78,7 +78,7 @@ def rl_specs(cfg: ExperimentConfig, update: int) -> list[EpisodeSpec]:
     ``rl.samples_per_task`` times in one group (the group baseline's peers)."""
     import numpy as np
 
-    task = config_dict(dataclasses.replace(cfg.task.active, split="train"))
+    task = cfg.task.train_dict()
     k = cfg.rl.samples_per_task
     rng = np.random.default_rng([cfg.seed, update])
     seeds = rng.integers(0, 2**31 - 1, size=cfg.rl.episodes_per_update // k)

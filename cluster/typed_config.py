@@ -72,6 +72,10 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
+        if hasattr(tp, "from_data"):
+            # A section whose fields are not fixed in advance (the task section: one
+            # sub-section per task family) parses itself, with the same errors.
+            return tp.from_data(value, path)
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping for {tp.__name__}, got {value!r}")
         return from_dict(tp, value, path=path)
@@ -147,6 +151,8 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "") -> T:
 
 def to_dict(cfg: Any) -> Any:
     """Plain data (for YAML/JSON) from a config dataclass."""
+    if hasattr(cfg, "to_data") and not isinstance(cfg, type):
+        return cfg.to_data()  # the inverse of from_data: what a YAML file would say
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
         return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
     if isinstance(cfg, (list, tuple)):
@@ -249,6 +255,9 @@ def explain(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         name = f"{prefix}{f.name}"
+        if hasattr(tp, "explain_rows"):
+            rows.extend(tp.explain_rows(prefix=f"{name}."))
+            continue
         if dataclasses.is_dataclass(tp):
             rows.extend(explain(tp, prefix=f"{name}."))
             continue

@@ -35,10 +35,6 @@ logger = logging.getLogger(__name__)
 POINTS_FILE = "eval_points.jsonl"
 SWEEPS_FILE = "viter_sweeps.jsonl"
 
-# The config field holding each family's verification budget (the study's VIter): GP counts
-# attempts per hand, V-IRL tries per route point.
-BUDGET_FIELD: dict[str, str] = {"generalpoints": "viter", "virl": "tries_per_point"}
-
 
 def prompt_id(options: dict[str, Any]) -> str:
     """A stable id of one prompt: a hash of its reset options (the task state)."""
@@ -61,8 +57,12 @@ class EpisodePlayer(Protocol):
 
 
 def with_budget(family_name: str, config: dict[str, Any], budget: int) -> dict[str, Any]:
-    """A suite config with its verification budget replaced."""
-    return config | {BUDGET_FIELD[family_name]: budget}
+    """A suite config with its verification budget (the family's ``budget_field``, the
+    study's VIter) replaced."""
+    budget_field = family(family_name).budget_field
+    if budget_field is None:
+        raise ValueError(f"task family {family_name} has no verification budget to sweep")
+    return config | {budget_field: budget}
 
 
 @dataclass
@@ -136,6 +136,7 @@ class Evaluator:
             episodes = self.play_suite(tag, name, suite)
             timings[f"timing/eval_{name}"] = round(time.perf_counter() - start, 3)
             prompts = self.suite_prompts(name, suite)
+            extra = family(self.family_name).extra_metrics
             metrics[name] = suite_metrics(episodes) | {
                 "distinct_prompts": len(prompts.ids),
                 "prompts_in_suite": prompts.in_suite,
@@ -145,6 +146,8 @@ class Evaluator:
                     "first_try": [int(bool(e.turns) and e.turns[0].success) for e in episodes],
                 },
             }
+            if extra is not None:
+                metrics[name]["extra"] = {k: float(v) for k, v in extra(episodes).items()}
             samples.append((name, prompts, episodes))
             if meter is not None:
                 meter.add_eval_tokens(sum(turn_tokens(e.turns) for e in episodes))
@@ -242,6 +245,8 @@ class Evaluator:
                 if value is not None:
                     out[f"eval/{name}/{metric}"] = value[0]
                     out[f"eval/{name}/{metric}_stderr"] = value[1]
+            for key, value in m.get("extra", {}).items():  # the family's own numbers
+                out[f"eval/{name}/{key}"] = value
         return out
 
     def _append(self, filename: str, record: dict[str, Any]) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from cluster.config import ExperimentConfig
-from envs.families import config_dict
 from evaluation.config import EvaluationConfig
 from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator
 from evaluation.flops import ComputeMeter
@@ -117,7 +116,7 @@ def evaluate_model(
     timings["timing/workers_start"] = round(time.perf_counter() - start, 3)
     try:
         evaluator = Evaluator(
-            fleet, cfg.task.family, config_dict(cfg.task.active), ev, out_dir, sampling_of(rollout)
+            fleet, cfg.task.family, cfg.task.active_dict(), ev, out_dir, sampling_of(rollout)
         )
         evaluator.run(stage, checkpoint_step(model.checkpoint_dir), meter)
         if ev.viter_sweep:
@@ -131,7 +130,7 @@ def evaluate_model(
         "model": cfg.model.name,
         "model_path": str(model.model_path),
         "task": cfg.task.family,
-        "task_config": config_dict(cfg.task.active),
+        "task_config": cfg.task.active_dict(),
         "evaluation": asdict(ev),
         "episodes_per_suite": ev.episodes,
         "seed": ev.seed,

@@ -35,7 +35,9 @@ class EnvActor:
         seed = rest.pop("seed", None)  # a seed deals a fresh task; other options pick one
         obs, info = env.reset(seed=seed, options=rest or None)
         self.envs[key] = env
-        return self._observation(obs) | {"task_state": info["task_state"]}
+        # A task may open with a system message (a dataset task's system_prompt).
+        system = obs.get("system")
+        return self._observation(obs) | {"task_state": info["task_state"], "system": system}
 
     def apply_verdict(self, key: str, verdict: dict[str, Any]) -> dict[str, Any]:
         env = self.envs[key]

@@ -135,6 +135,8 @@ class EpisodeRunner:
         obs = await self._call(envs, e, "reset", key, spec.family, spec.config, spec.reset_options)
         task_state = obs["task_state"]
         messages: list[dict[str, Any]] = []
+        if obs.get("system"):
+            messages.append({"role": "system", "text": obs["system"], "has_image": False})
         image, image_ref = None, None
         turns: list[TurnRecord] = []
         final_info: dict[str, Any] = {}
@@ -160,6 +162,9 @@ class EpisodeRunner:
                     verifiers, v, "verify", spec.family, spec.config, task_state, gen.text
                 )
                 step = await self._call(envs, e, "apply_verdict", key, verdict)
+                # The env has the last word on the turn's success: the study's envs pass the
+                # verdict through; an adapted gymnasium env scores the answer in its own step.
+                judged = step["info"].get("verdict", verdict)
                 turns.append(
                     TurnRecord(
                         episode_id=spec.episode_id,
@@ -171,7 +176,7 @@ class EpisodeRunner:
                         behaviour_logprobs=gen.logprobs,
                         response_text=gen.text,
                         reward=step["reward"],
-                        success=bool(verdict["success"]),
+                        success=bool(judged.get("success", verdict["success"])),
                         done=step["done"],
                         truncated=step["truncated"],
                         verdict=json.dumps(verdict["fields"], sort_keys=True, default=str),

@@ -27,7 +27,7 @@ class TurnRecord:
     turn_index: int
     """0-based position of this turn in its episode."""
     task_family: str
-    """"generalpoints" or "virl"."""
+    """The task family's registered name (envs/families.py)."""
     task_state: str
     """JSON of the env's hidden task state (hand and target, or route and position)."""
     prompt_token_ids: list[int]

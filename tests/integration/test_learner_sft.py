@@ -9,13 +9,13 @@ import json
 import pytest
 import torch
 
-from envs.families import config_dict
+from envs.families import SFTRequest, config_dict, family
 from envs.generalpoints.config import GeneralPointsConfig
 from learner.assets import prepare
 from learner.config import LearnerConfig
 from learner.group import LearnerGroup
 from learner.sft import load_sft_rows, run_sft
-from learner.sft_data import generalpoints_examples, read_sft_parquet, write_sft_parquet
+from learner.sft_data import read_sft_parquet, write_sft_parquet
 
 EXAMPLES = 8
 EPOCHS = 12
@@ -45,7 +45,7 @@ def test_sft_lowers_loss_and_exports_a_loadable_checkpoint(ray_cluster, tmp_path
     base = prepare("tiny-lm")
     data = tmp_path / "gp_sft.parquet"
     gp = config_dict(GeneralPointsConfig(num_cards=2, target_mode="one_op"))
-    write_sft_parquet(generalpoints_examples(gp, EXAMPLES, seed=0), data)
+    write_sft_parquet(family("generalpoints").sft_examples(SFTRequest(gp, EXAMPLES, seed=0)), data)
     rows = load_sft_rows(data, base)
     assert len(rows) == EXAMPLES
     cfg = LearnerConfig(

@@ -122,7 +122,7 @@ def test_experiment_overrides_and_errors() -> None:
         "rollout.max_new_tokens=5000": "rollout.max_new_tokens: must be in [1, max_model_len",
         "task.generalpoints.face_card_rule=x": "task.generalpoints.face_card_rule: 'x' is not one",
         "task.virl.action_space=up": "task.virl.action_space: 'up' is not one of",
-        "task.family=chess": "task.family: 'chess' is not one of ['generalpoints', 'virl']",
+        "task.family=chess": "task.family: task family 'chess' is not registered; registered: [",
         "ray.dashboard_port=0": "ray.dashboard_port: must be in 1..65535",
         "learner.torch_threads=-1": "learner.torch_threads: must be >= 0",
     }

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from envs.families import FAMILIES
+from envs.families import family
 from envs.generalpoints.card_images import STUDY_TABLE_GREEN, study_layout
 from envs.generalpoints.cards import RANKS, SUITS, Card
 from envs.generalpoints.config import GeneralPointsConfig
@@ -149,11 +149,11 @@ def test_env_draws_the_deck_for_every_suit_colour(deck: Path, suit_color: str) -
 
 def test_every_suite_keeps_the_deck_including_ood_visual(deck: Path) -> None:
     cfg = GeneralPointsConfig(observation_mode="image", card_images=str(deck), image_size=96)
-    suites = FAMILIES["generalpoints"].suites(json.loads(json.dumps(cfg.to_dict())))
+    suites = family("generalpoints").suites(json.loads(json.dumps(cfg.to_dict())))
     assert set(suites) >= {"in_distribution", "ood_rule", "ood_visual", "validation"}
     red = suites["ood_visual"]
     assert red["suit_color"] == "red" and red["card_images"] == str(deck)
-    env = FAMILIES["generalpoints"].make_env(red)
+    env = family("generalpoints").make_env(red)
     obs, _ = env.reset(seed=1)
     lay = study_layout(4, 96)
     for card, x in zip(env.task.cards, lay.xs, strict=True):

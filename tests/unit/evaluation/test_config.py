@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
     [
         ({"episodes": 0}, "episodes"),
         ({"seed": -1}, "seed"),
-        ({"suites": ["ood_colour"]}, "suites"),
+        ({"suites": [""]}, "suites"),
         ({"suites": ["ood_rule", "ood_rule"]}, "suites"),
         ({"temperature": -0.1}, "temperature"),
         ({"max_new_tokens": 0}, "max_new_tokens"),
@@ -51,6 +51,9 @@ def test_experiment_section_and_cross_check() -> None:
         load_experiment(ROOT / "configs/cpu/quick.yaml", ["evaluation.max_new_tokens=5000"])
     with pytest.raises(ConfigError, match=r"evaluation\.every_k_updates"):
         load_experiment(None, ["evaluation.every_k_updates=-2"])
+    # Suite names are the task family's: checked against it, naming the field.
+    with pytest.raises(ConfigError, match=r"^evaluation\.suites: \['ood_colour'\] not defined"):
+        load_experiment(ROOT / "configs/cpu/quick.yaml", ["evaluation.suites=[ood_colour]"])
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=str)

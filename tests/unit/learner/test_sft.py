@@ -6,17 +6,12 @@ import json
 
 import pytest
 
-from envs.families import config_dict
+from envs.families import SFTRequest, config_dict, family
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.virl.config import VirlConfig
 from learner.assets import prepare
 from learner.sft import as_train_row, load_sft_rows, tokenize_conversation
-from learner.sft_data import (
-    generalpoints_examples,
-    read_sft_parquet,
-    virl_examples,
-    write_sft_parquet,
-)
+from learner.sft_data import read_sft_parquet, write_sft_parquet
 from rollout.images import ImageStore
 from verifier.generalpoints import GeneralPointsVerifier
 
@@ -47,7 +42,8 @@ def test_mask_covers_exactly_the_assistant_turns(tokenizer) -> None:
 
 def test_generalpoints_rows_are_single_turn_expert_answers() -> None:
     cfg = GeneralPointsConfig(num_cards=2, target_mode="one_op")
-    rows = list(generalpoints_examples(config_dict(cfg), 4, seed=1, thought=True))
+    request = SFTRequest(config_dict(cfg), 4, seed=1, thought=True)
+    rows = list(family("generalpoints").sft_examples(request))
     verifier = GeneralPointsVerifier(cfg)
     for r in rows:
         messages = json.loads(r["messages"])
@@ -63,7 +59,7 @@ def test_generalpoints_rows_are_single_turn_expert_answers() -> None:
 def test_virl_rows_hold_the_conversation_so_far_and_images(tmp_path) -> None:
     store = ImageStore(tmp_path / "img")
     cfg = config_dict(VirlConfig(observation_mode="image"))
-    rows = list(virl_examples(cfg, 1, seed=0, image_store=store))
+    rows = list(family("virl").sft_examples(SFTRequest(cfg, 1, seed=0, image_store=store)))
     assert len(rows) >= 2
     for k, r in enumerate(rows):
         messages = json.loads(r["messages"])
@@ -80,7 +76,8 @@ def test_vlm_rows_expand_image_tokens_like_the_processor(tmp_path) -> None:
     store = ImageStore(tmp_path / "img")
     cfg = GeneralPointsConfig(num_cards=2, target_mode="one_op", observation_mode="image")
     path = tmp_path / "sft.parquet"
-    write_sft_parquet(generalpoints_examples(config_dict(cfg), 2, 0, store), path)
+    request = SFTRequest(config_dict(cfg), 2, 0, store)
+    write_sft_parquet(family("generalpoints").sft_examples(request), path)
     vlm = prepare("tiny-vlm")
     rows = load_sft_rows(path, vlm)
     proc = AutoProcessor.from_pretrained(vlm)
