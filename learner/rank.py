@@ -60,6 +60,7 @@ class LearnerRank(RankStateMixin, RankToolsMixin):
         self.cfg = cfg
         self.engine: Any = None
         self.ref_model: Any = None  # frozen reference policy (learner/reference.py), kl_coef > 0
+        self._model_path, self._dtype = "", torch.float32  # set in setup
         self.chat: Any = None  # tokenizer, or processor for VLMs (saved with the policy)
         self.tokenizer: Any = None
         self.counters = ckpt.Counters()
@@ -135,10 +136,7 @@ class LearnerRank(RankStateMixin, RankToolsMixin):
             config=deepspeed_config(self.cfg),
             lr_scheduler=schedule,
         )
-        if cfg.ppo.kl_coef > 0:
-            self.ref_model = load_reference(
-                model_path, dtype, cfg.autocast_bf16, self.engine.device
-            )
+        self._model_path, self._dtype = model_path, dtype  # the reference loads from here
 
     @property
     def pad_id(self) -> int:
@@ -249,6 +247,12 @@ class LearnerRank(RankStateMixin, RankToolsMixin):
         self._ppo["ref_logp"] = None
         self._ppo["forward_tokens"] = 0  # tokens of the no-grad passes (2ND on the meter)
         ppo = self.cfg.ppo
+        if ppo.kl_coef > 0 and self.ref_model is None:
+            # Loaded on the first PPO batch, not in setup: SFT groups never pay for it, and a
+            # resumed run still gets the stage's starting weights, not the checkpoint's.
+            self.ref_model = load_reference(
+                self._model_path, self._dtype, self.cfg.autocast_bf16, self.engine.device
+            )
         # The KL in the reward is taken under pi_old before the update: it needs the pass.
         need_old = (ppo.kl_coef > 0 and ppo.kl_mode == "reward") or not (
             self._old_logp_is_own_forward(len(rows))

@@ -1,10 +1,11 @@
 """The frozen reference model of the KL penalty, held on every learner rank.
 
 The reference is the policy the RL stage started from (the SFT warm start, or the base
-model): the learner loads it from the same folder as the policy, once, and never trains it.
-Each rank keeps a whole copy, outside DeepSpeed: no gradients, no optimizer state, so it costs
-the model's weights once more (under ZeRO-3 the policy is sharded but the reference is not).
-A resumed run loads it from the same folder again, so it stays the stage's starting point.
+model): each rank loads it from the folder its learner group was built from, on the first PPO
+batch (an SFT group never loads it), and never trains it. Each rank keeps a whole copy,
+outside DeepSpeed: no gradients, no optimizer state, so it costs the model's weights once more
+(under ZeRO-3 the policy is sharded but the reference is not). A resumed run loads it from the
+same folder again, not from the checkpoint, so it stays the stage's starting point.
 
 It scores the same rows, in the same micro-batches, as the policy's no-grad pass before the
 update (learner/rank.py ``ppo_prepare``), through the same forward (learner/ppo.py), so its
