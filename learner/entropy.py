@@ -31,16 +31,20 @@ class _TokenEntropy(torch.autograd.Function):
         out = torch.empty((batch, positions), dtype=torch.float32, device=logits.device)
         lse = torch.empty_like(out)
         mean_x = torch.empty_like(out)  # E_p[x] per position, for the backward
-        work = logits.new_empty((min(positions, CHUNK_ROWS), logits.shape[-1]), dtype=torch.float32)
+        shape = (min(positions, CHUNK_ROWS), logits.shape[-1])
+        work = logits.new_empty(shape, dtype=torch.float32)
+        expd = logits.new_empty(shape, dtype=torch.float32)  # exp(x - max), reused
         for b, t in _chunks(batch, positions):
             x = _scaled(logits[b, t], temperature, work)
             top = x.amax(dim=-1, keepdim=True)
-            p = (x - top).exp_()  # one chunk-sized temporary: x is still needed below
-            z = p.sum(dim=-1, keepdim=True)
-            ex = (p * x).sum(dim=-1, keepdim=True).div_(z)  # E_p[x]
-            lse_t = z.log_().add_(top)
-            lse[b, t], mean_x[b, t] = lse_t[:, 0], ex[:, 0]
-            out[b, t] = (lse_t - ex)[:, 0]
+            x.sub_(top)  # shifted by the max: exp cannot overflow, H does not change
+            e = torch.exp(x, out=expd[: x.shape[0]])
+            z = e.sum(dim=-1)
+            ex = e.mul_(x).sum(dim=-1).div_(z)  # E_p[x - max]
+            log_z = z.log_()  # logsumexp(x - max)
+            out[b, t] = log_z - ex
+            # The backward recomputes the unshifted x: keep lse and E_p[x] unshifted too.
+            lse[b, t], mean_x[b, t] = log_z + top[:, 0], ex + top[:, 0]
         ctx.save_for_backward(logits, lse, mean_x)
         ctx.temperature, ctx.positions = temperature, positions
         return out
@@ -52,13 +56,15 @@ class _TokenEntropy(torch.autograd.Function):
         g = grad_out.float()
         grad = torch.empty_like(logits, memory_format=torch.contiguous_format)
         grad[:, positions:] = 0  # the ignored positions
-        work = logits.new_empty((min(positions, CHUNK_ROWS), logits.shape[-1]), dtype=torch.float32)
+        shape = (min(positions, CHUNK_ROWS), logits.shape[-1])
+        work = logits.new_empty(shape, dtype=torch.float32)
+        probs = logits.new_empty(shape, dtype=torch.float32)
         for b, t in _chunks(logits.shape[0], positions):
             x = _scaled(logits[b, t], temperature, work)
-            p = (x - lse[b, t, None]).exp_()
-            x.sub_(mean_x[b, t, None]).mul_(p).mul_(-g[b, t, None])  # -g p (x - E[x])
-            if temperature != 1.0:
-                x.div_(temperature)
+            p = torch.sub(x, lse[b, t, None], out=probs[: x.shape[0]]).exp_()
+            # -g p (x - E[x]), and / tau for the logits (folded into the per-row factor)
+            scale = g[b, t, None] / -temperature
+            x.sub_(mean_x[b, t, None]).mul_(p).mul_(scale)
             grad[b, t] = x
         return grad, None, None
 

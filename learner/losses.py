@@ -57,7 +57,7 @@ import torch
 from torch import Tensor
 
 from learner.aggregation import LOSS_AGGREGATIONS, masked_mean
-from learner.kl import KLKind, kl_penalty
+from learner.kl import KLKind, kl_penalty, mean_token_kl
 
 LOG_RATIO_CLAMP = 20.0  # |log ratio| cap before exp: e^20 never occurs in healthy training,
 # but a sum over 512 tokens can reach e^100 after a bad step; inf would poison the gradient.
@@ -304,7 +304,11 @@ def add_regularisers(
         if batch.ref_logp is None:
             raise ValueError("PolicyLossInput.ref_logp: required when kl_coef > 0")
         kl = kl_penalty(batch.logp, batch.ref_logp, mask, params.kl_estimator, agg)
-        metrics["kl_ref"] = kl.detach()
+        # The metric is the per-token mean whatever the aggregation, comparable across losses
+        # and with the reward-side KL's.
+        metrics["kl_ref"] = mean_token_kl(
+            batch.logp.detach(), batch.ref_logp, mask, params.kl_estimator
+        )
         loss = loss + params.kl_coef * kl
     if batch.entropy is not None:
         metrics["entropy"] = masked_mean(batch.entropy.detach(), mask)

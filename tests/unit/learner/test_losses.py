@@ -342,7 +342,7 @@ def test_kl_term_is_added_and_requires_reference(name, agg):
     with_kl, metrics = POLICY_LOSSES[name](batch, PolicyLossParams(kl_coef=0.1))
     mask = batch.answer_mask | batch.reasoning_mask
     assert_close(with_kl, base + 0.1 * kl_penalty(batch.logp, batch.ref_logp, mask, "k3", agg))
-    assert "kl_ref" in metrics
+    assert_close(metrics["kl_ref"], kl_penalty(batch.logp, batch.ref_logp, mask, "k3"))
     no_ref = PolicyLossInput(**{**batch.__dict__, "ref_logp": None})
     with pytest.raises(ValueError, match="ref_logp"):
         POLICY_LOSSES[name](no_ref, PolicyLossParams(kl_coef=0.1))
