@@ -101,6 +101,7 @@ def test_new_ppo_knobs_load_from_overrides() -> None:
             "learner.ppo.loss_agg=seq-mean-token-sum",
             "learner.ppo.truncated_response=mask",
             "learner.ppo.dynamic_sampling=true",
+            "rl.samples_per_task=4",
         ],
     )
     p = cfg.learner.ppo
@@ -109,6 +110,8 @@ def test_new_ppo_knobs_load_from_overrides() -> None:
     assert (p.truncated_response, p.dynamic_sampling) == ("mask", True)
     with pytest.raises(ConfigError, match=r"^learner\.ppo\.loss_agg:"):
         load_experiment(None, ["learner.ppo.loss_agg=token_sum"])
+    with pytest.raises(ConfigError, match=r"^learner\.ppo\.dynamic_sampling: needs rl\.samples"):
+        load_experiment(None, ["learner.ppo.dynamic_sampling=true", "rl.samples_per_task=1"])
 
 
 def test_policy_params_map_the_config() -> None:
