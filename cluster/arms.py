@@ -93,7 +93,13 @@ def rl_arm(
             return fleet.play(specs, buffer, desired), time.perf_counter() - t0
         # Dynamic sampling: extra rounds of fresh groups until enough are informative.
         run = lambda part: fleet.play(part, buffer, desired)  # noqa: E731
-        episodes = play_with_refills(run, specs, ppo.dynamic_sampling_max_refills)
+        episodes = play_with_refills(
+            run,
+            specs,
+            ppo.dynamic_sampling_max_refills,
+            ppo.truncated_response,
+            ppo.truncated_penalty,
+        )
         return episodes, time.perf_counter() - t0
 
     pool = ThreadPoolExecutor(max_workers=1)  # async mode: the next batch plays while training

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from learner.dynamic_sampling import informative_groups, refill_group_count
+from learner.truncation import shape_rewards
 from rollout.runner import EpisodeSpec
 
 SEED_SPAN = 2**31 - 1  # reset seeds stay in the range rl_specs deals them from
@@ -50,11 +51,20 @@ def refill_specs(base: list[EpisodeSpec], round_: int, num_groups: int) -> list[
     return out
 
 
-def episode_groups(episodes: list[Any]) -> tuple[int, int, int]:
-    """(informative episodes, informative groups, groups) of played EpisodeResults."""
+def episode_groups(
+    episodes: list[Any], truncated_response: str = "keep", truncated_penalty: float = 0.0
+) -> tuple[int, int, int]:
+    """(informative episodes, informative groups, groups) of played EpisodeResults, their
+    rewards after the truncation handling, as the learner compares them."""
     turns = [t for e in episodes for t in e.turns]
+    rewards, _ = shape_rewards(
+        [t.reward for t in turns],
+        [t.finish_reason for t in turns],
+        truncated_response,
+        truncated_penalty,
+    )
     good, bad = informative_groups(
-        [t.group_id for t in turns], [t.episode_id for t in turns], [t.reward for t in turns]
+        [t.group_id for t in turns], [t.episode_id for t in turns], rewards
     )
     informative = sum(
         1 for e in episodes if e.turns and (e.turns[0].group_id or e.episode_id) in good
@@ -63,10 +73,15 @@ def episode_groups(episodes: list[Any]) -> tuple[int, int, int]:
 
 
 def play_with_refills(
-    play: Callable[[list[EpisodeSpec]], list[Any]], specs: list[EpisodeSpec], max_refills: int
+    play: Callable[[list[EpisodeSpec]], list[Any]],
+    specs: list[EpisodeSpec],
+    max_refills: int,
+    truncated_response: str = "keep",
+    truncated_penalty: float = 0.0,
 ) -> list[Any]:
     """Play ``specs``, then up to ``max_refills`` rounds of fresh groups while fewer than
-    len(specs) of the episodes played are in informative groups. Returns every episode."""
+    len(specs) of the episodes played are in informative groups (rewards after the
+    truncation handling, as the learner sees them). Returns every episode."""
     groups = group_specs(specs)
     if max(len(g) for g in groups) < 2:
         raise ValueError(
@@ -75,7 +90,7 @@ def play_with_refills(
         )
     episodes = play(specs)
     for round_ in range(1, max_refills + 1):
-        informative, good, played = episode_groups(episodes)
+        informative, good, played = episode_groups(episodes, truncated_response, truncated_penalty)
         n = refill_group_count(informative, len(specs), played, good, len(groups[0]), len(groups))
         if n == 0:
             break

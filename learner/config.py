@@ -77,8 +77,9 @@ class PPOConfig:
     the response tokens (aggregated like the loss). The entropy is logged
     (learner/entropy) whatever this is; 0 = logged, not trained."""
     dynamic_sampling: bool = False
-    """Drop the groups (episodes sharing a group_id) whose episode rewards are all equal:
-    their group-relative advantages are all zero, so they only dilute the batch (DAPO). The RL
+    """Drop the groups (episodes sharing a group_id) whose episode returns are all equal
+    (after the truncated_response handling, before any KL): their group-relative advantages
+    are all zero, so they only dilute the batch (DAPO). The RL
     stage then plays more groups to refill the batch (dynamic_sampling_max_refills). Needs
     rl.samples_per_task > 1 (a group of one is never informative). Meant for the group
     baselines (grpo, dr_grpo, rloo, reinforce_pp_baseline)."""

@@ -9,8 +9,12 @@ batch. These pure functions decide; learner/group.py drops, the RL stage refills
 
 A row without a group id is its own group of one, like the advantage estimators see it; a
 group of one has no peer to be compared with and is never informative. The returns compared
-are the verifier's (the ``reward`` column summed over an episode's turns), before any shaping
-(KL, truncation penalty), so the learner and the refill loop agree on what counts.
+are an episode's turn rewards summed, after the truncation handling (learner/truncation.py: a
+penalty can tell apart episodes the verifier scored alike) and before the KL to the reference
+(which would tell every episode apart); the learner and the refill loop both compare them so.
+Groups are whole episodes, while the turn-level estimators baseline the turns at each depth
+of a group: a group informative by return gives every depth a signal only in single-turn
+tasks, which is what dynamic sampling is for.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from typing import Any
 
 import pyarrow as pa
 import ray
-import torch
 from ray.util.placement_group import remove_placement_group
 
 from cluster.placement import RoleSpec, in_bundle, reserve
@@ -30,7 +29,7 @@ from learner.batching import TrainRow, shard_indices, turn_advantages
 from learner.config import LearnerConfig
 from learner.dynamic_sampling import informative_rows
 from learner.rank import LearnerRank
-from learner.truncation import TRUNCATION_HANDLERS, truncated_flags
+from learner.truncation import shape_rewards, truncated_flags
 
 # Building a DeepSpeed engine loads the model and joins the process group: slow on CPU.
 SETUP_TIMEOUT_S = 600
@@ -104,26 +103,28 @@ class LearnerGroup:
     def train_ppo(self, table: pa.Table, image_dir: str | None = None) -> dict[str, float]:
         """One PPO update on a batch of turns (TRAJECTORY_SCHEMA rows, whole episodes).
 
-        Before the update: dynamic sampling drops the groups of equal returns, truncated
-        responses are masked or penalised, and with the KL in the reward each turn's reward
-        loses kl_coef x its response's KL to the reference (ppo config)."""
+        Before the update: truncated responses are masked or penalised, dynamic sampling
+        drops the groups of equal returns (after that handling), and with the KL in the
+        reward each turn's reward loses kl_coef x its response's KL to the reference."""
         ppo, pre = self.cfg.ppo, {}
+        reasons = table.column("finish_reason").to_pylist()
+        shaped, loss_weight = shape_rewards(
+            table.column("reward").to_pylist(),
+            reasons,
+            ppo.truncated_response,
+            ppo.truncated_penalty,
+        )
         if ppo.dynamic_sampling:
             keep, ds = informative_rows(
-                table.column("group_id").to_pylist(),
-                table.column("episode_id").to_pylist(),
-                table.column("reward").to_pylist(),
+                table.column("group_id").to_pylist(), table.column("episode_id").to_pylist(), shaped
             )
-            table = table.take(keep) if len(keep) < table.num_rows else table
+            if len(keep) < table.num_rows:
+                table = table.take(keep)
+                reasons = [reasons[i] for i in keep]
+                shaped, loss_weight = [shaped[i] for i in keep], [loss_weight[i] for i in keep]
             pre |= {f"learner/{k}": v for k, v in ds.items()}
-        truncated = truncated_flags(table.column("finish_reason").to_pylist())
-        raw = torch.tensor(table.column("reward").to_pylist(), dtype=torch.float64)
-        shaped, loss_w = TRUNCATION_HANDLERS[ppo.truncated_response](
-            raw, truncated, ppo.truncated_penalty
-        )
-        pre["learner/truncated_frac"] = float(truncated.double().mean())
+        pre["learner/truncated_frac"] = float(truncated_flags(reasons).double().mean())
         shards = shard_indices(table.num_rows, self.cfg)
-        loss_weight = loss_w.tolist()
         values_per_rank = self.call(
             "ppo_prepare",
             [
@@ -132,7 +133,7 @@ class LearnerGroup:
             ],
         )
         values = _merge_rows(shards, values_per_rank, table.num_rows, 0.0)
-        rewards = shaped.tolist()
+        rewards = shaped
         if ppo.kl_coef > 0 and ppo.kl_mode == "reward":
             kl = _merge_rows(shards, self.call("ppo_reward_kl"), table.num_rows, (0.0, 0))
             rewards = [r - ppo.kl_coef * k for r, (k, _) in zip(rewards, kl, strict=True)]
@@ -147,7 +148,7 @@ class LearnerGroup:
                 [([adv[i] for i, _ in s], [ret[i] for i, _ in s], table.num_rows) for s in shards],
             )
         )
-        raw_rewards = raw.tolist()
+        raw_rewards = table.column("reward").to_pylist()
         metrics["learner/batch_reward_mean"] = sum(raw_rewards) / len(raw_rewards)
         metrics["learner/advantage_abs_mean"] = sum(abs(a) for a in adv) / len(adv)
         return metrics | pre

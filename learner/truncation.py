@@ -60,3 +60,14 @@ def truncated_flags(finish_reasons: list[str | None]) -> Tensor:
     """(N,) bool: the engine cut the response at its token limit. Rows written before the
     trajectory carried a finish reason (None or "") count as not truncated."""
     return torch.tensor([r == TRUNCATED_FINISH_REASON for r in finish_reasons], dtype=torch.bool)
+
+
+def shape_rewards(
+    rewards: list[float], finish_reasons: list[str | None], mode: str, penalty: float
+) -> tuple[list[float], list[float]]:
+    """Per turn (reward after the handling, loss weight): the handling ``mode`` applied to
+    plain lists, as the learner and the RL stage's refill both see the rewards."""
+    shaped, weights = TRUNCATION_HANDLERS[mode](
+        torch.tensor(rewards, dtype=torch.float64), truncated_flags(finish_reasons), penalty
+    )
+    return shaped.tolist(), weights.tolist()

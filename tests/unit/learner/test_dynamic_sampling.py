@@ -112,3 +112,13 @@ def test_play_with_refills_stops_when_enough_and_needs_groups():
     assert len(play_with_refills(all_informative, base, 3)) == 4 and len(calls) == 1
     with pytest.raises(ValueError, match="samples_per_task"):
         play_with_refills(all_informative, [spec(t, 0) for t in range(3)], 3)
+
+
+def test_refill_counts_rewards_after_the_truncation_penalty():
+    # Both episodes of the group scored 0 by the verifier, but one was cut at the token
+    # limit: with the penalty their returns differ, so the group is informative.
+    a, b = result(spec(0, 0), 0.0), result(spec(0, 1), 0.0)
+    a.turns[0].finish_reason = "length"
+    assert episode_groups([a, b]) == (0, 0, 1)
+    assert episode_groups([a, b], "penalty", -1.0) == (2, 1, 1)
+    assert episode_groups([a, b], "mask", -1.0) == (0, 0, 1)

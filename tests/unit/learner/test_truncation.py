@@ -4,7 +4,12 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from learner.truncation import TRUNCATION_HANDLERS, register_truncation, truncated_flags
+from learner.truncation import (
+    TRUNCATION_HANDLERS,
+    register_truncation,
+    shape_rewards,
+    truncated_flags,
+)
 from rollout.trajectory import (
     SCHEMA_VERSION,
     TRAJECTORY_SCHEMA,
@@ -62,3 +67,10 @@ def test_registry_guard():
     assert set(TRUNCATION_HANDLERS) == {"keep", "mask", "penalty"}
     with pytest.raises(ValueError, match="twice"):
         register_truncation("mask")(TRUNCATION_HANDLERS["mask"])
+
+
+def test_shape_rewards_on_plain_lists():
+    rewards, weights = shape_rewards([1.0, 0.0], ["stop", "length"], "penalty", -2.0)
+    assert (rewards, weights) == ([1.0, -2.0], [1.0, 1.0])
+    rewards, weights = shape_rewards([1.0, 0.0], ["stop", "length"], "mask", -2.0)
+    assert (rewards, weights) == ([1.0, 0.0], [1.0, 0.0])
