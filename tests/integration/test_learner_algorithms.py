@@ -1,6 +1,7 @@
-"""Truncated responses and dynamic sampling through the real LearnerGroup (Ray, DeepSpeed
-gloo, the tiny LM): a masked truncated response moves no weight, and groups of equal rewards
-are dropped before the update."""
+"""Truncated responses, dynamic sampling and the reference model through the real
+LearnerGroup (Ray, DeepSpeed gloo, the tiny LM): a masked truncated response moves no weight,
+groups of equal rewards are dropped before the update, and the reference on sharded ranks is
+the starting policy."""
 
 from __future__ import annotations
 
@@ -79,3 +80,47 @@ def test_truncation_mask_and_dynamic_sampling_in_a_real_update(ray_cluster) -> N
         assert m["learner/advantage_abs_mean"] == 0.0
     finally:
         group.shutdown()
+
+
+@pytest.mark.timeout(300)
+def test_reference_on_two_zero3_ranks_is_the_starting_policy(ray_cluster) -> None:
+    """Under ZeRO-3 the policy is sharded over the ranks and the reference is a whole copy
+    on each: before the first update the two score every token alike (the KL in the reward is
+    exactly 0), and after it the KL is > 0 (the reference did not follow the policy)."""
+    ppo = PPOConfig(
+        policy_loss="grpo",
+        advantage="grpo",
+        kl_coef=0.05,
+        kl_estimator="k3",  # >= 0 on any tokens (these are not sampled from the policy)
+        kl_mode="reward",
+        entropy_coef=0.01,
+        temperature=1.0,
+    )
+    cfg = LearnerConfig(
+        num_ranks=2,
+        zero_stage=3,
+        micro_batch_size=4,
+        lr=3e-4,
+        seed=0,
+        ppo=ppo,
+        critic="none",
+        cpus_per_rank=0.5,
+    )
+    group = LearnerGroup(cfg, str(prepare("tiny-lm")))
+    try:
+        metrics = []
+        for u in range(2):
+            # Fixed responses (HF generate does not run on ZeRO-3 shards); reward by parity.
+            responses = [[3 + (7 * i + 5 * u + k) % 190 for k in range(4)] for i in range(16)]
+            samples = [
+                {"response_token_ids": r, "behaviour_logprobs": [-1.0] * 4, "response_text": "x"}
+                for r in responses
+            ]
+            rewards = [float(r[0] % 2) for r in responses]
+            groups = [f"g{i // 4}" for i in range(16)]
+            metrics.append(group.train_ppo(table_of(samples, rewards, groups, "stop", f"z{u}")))
+    finally:
+        group.shutdown()
+    assert metrics[0]["learner/kl_ref"] == 0.0
+    assert metrics[1]["learner/kl_ref"] > 0.0
+    assert all(m["learner/entropy"] > 0 for m in metrics)
