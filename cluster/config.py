@@ -99,6 +99,12 @@ class ExperimentConfig:
             "must be >= 1 with rl.mode async (the next batch is generated while training)",
         )
         check(
+            not self.learner.ppo.dynamic_sampling or self.rl.samples_per_task > 1,
+            "learner.ppo.dynamic_sampling",
+            "needs rl.samples_per_task > 1: it drops groups of equal rewards, and a group of "
+            "one is never informative",
+        )
+        check(
             not (self.sft.enabled and self.sft.branch_compute == "match_rl") or self.rl.enabled,
             "sft.branch_compute",
             "'match_rl' gives the SFT arm the RL arm's compute, so it needs rl.enabled: true; "
