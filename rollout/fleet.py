@@ -354,6 +354,13 @@ class RolloutFleet:
         self.workers[new.worker_id] = new
         return new.worker_id
 
+    def sleep(self) -> None:
+        """Colocated mode: every engine frees its GPU memory while the learner trains."""
+        ray.get([w.handle.sleep.remote() for w in self.workers.values()])
+
+    def wake_up(self) -> None:
+        ray.get([w.handle.wake_up.remote() for w in self.workers.values()])
+
     @property
     def worker_handles(self) -> list[Any]:
         return [w.handle for w in self.workers.values()]
