@@ -100,6 +100,9 @@ class RolloutFleet:
         self.replaced = {"rollout": 0, "env": 0, "verifier": 0}
         self.version = 0
         self.weights_dir: str | None = None
+        # Set by a transport that pushes weights (NCCL): brings a new worker to the current
+        # policy before it plays. The shared-memory path uses weights_dir instead.
+        self.on_new_worker: Any = None
         self.unplaceable = 0  # a worker count that did not fit; not retried until it changes
         self.scale(cfg.num_workers, strict=True)
 
@@ -124,6 +127,8 @@ class RolloutFleet:
         )
         if self.weights_dir is not None:  # a late joiner serves the current policy too
             ray.get(handle.load_weights.remote(self.version, self.weights_dir))
+        elif self.on_new_worker is not None:
+            self.on_new_worker(handle)
         return _Worker(worker_id, handle, pg, starting=handle.version.remote())
 
     def _retire(self, worker: _Worker, graceful: bool = True) -> None:
