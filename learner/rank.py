@@ -119,6 +119,8 @@ class LearnerRank(RankStateMixin, RankToolsMixin):
             model_path, dtype, self.cfg.critic, self.cfg.value_head_hidden
         )
         model.autocast_bf16 = self.cfg.autocast_bf16
+        if self.cfg.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
         self._pack = self.cfg.share_prefixes and model.packable
         if model.multimodal:
             self.chat = AutoProcessor.from_pretrained(model_path)
