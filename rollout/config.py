@@ -27,8 +27,9 @@ class RolloutConfig:
     gpu_memory_utilization: float = 0.9
     """GPU engines: the share of each GPU's memory vLLM may take (weights + KV cache). Lower it
     when the learner shares the GPUs (colocated mode)."""
-    max_num_seqs: int = 256
-    """Most sequences the engine schedules at once (vLLM's max_num_seqs), CPU and GPU."""
+    max_num_seqs: int | None = None
+    """Most sequences the engine schedules at once (vLLM's max_num_seqs), CPU and GPU. None =
+    vLLM's own default for the platform."""
     enable_sleep_mode: bool = False
     """GPU engines: let vLLM release its weights and KV cache between rollouts (sleep / wake),
     so a learner colocated on the same GPUs can use the memory while it trains."""
@@ -92,7 +93,11 @@ class RolloutConfig:
             "gpu_memory_utilization",
             f"must be in (0, 1], got {self.gpu_memory_utilization}",
         )
-        check(self.max_num_seqs >= 1, "max_num_seqs", f"must be >= 1, got {self.max_num_seqs}")
+        check(
+            self.max_num_seqs is None or self.max_num_seqs >= 1,
+            "max_num_seqs",
+            f"must be >= 1 or null, got {self.max_num_seqs}",
+        )
         check(
             not self.enable_sleep_mode or self.gpus_per_worker > 0,
             "enable_sleep_mode",

@@ -172,7 +172,6 @@ def vllm_engine_kwargs(
         "dtype": cfg.dtype,
         "enforce_eager": cfg.enforce_eager,
         "max_model_len": cfg.max_model_len,
-        "max_num_seqs": cfg.max_num_seqs,
         "seed": cfg.seed,
         "tensor_parallel_size": cfg.tensor_parallel_size,
         "enable_prefix_caching": True,
@@ -183,6 +182,8 @@ def vllm_engine_kwargs(
         "logprobs_mode": "processed_logprobs",
         "worker_extension_cls": WORKER_EXTENSION if cfg.weight_sync == "nccl" else "",
     }
+    if cfg.max_num_seqs is not None:
+        kwargs["max_num_seqs"] = cfg.max_num_seqs
     if cfg.gpus_per_worker > 0:
         kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
         kwargs["enable_sleep_mode"] = cfg.enable_sleep_mode
