@@ -145,7 +145,7 @@ def rl_arm(
             every = cfg.rl.checkpoint_every
             if u == cfg.rl.updates or (every and u % every == 0):
                 with step_t("checkpoint"):
-                    save_rl_checkpoint(group, meter, arm_dir, u)
+                    save_rl_checkpoint(group, meter, arm_dir, u, cfg)
             m |= dict(step_t) | {"perf/train_gflops": meter.total_gflops}
             m["timing/iteration"] = round(time.perf_counter() - it0, 3)
             log.log(u, {f"seed{seed}/{k}" if cfg.study.seeds > 1 else k: v for k, v in m.items()})

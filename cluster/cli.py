@@ -104,14 +104,16 @@ def _cmd_scale(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cluster.config import load_experiment
+    from cluster.config import describe_task, load_for_model
 
     overrides = list(args.overrides)
     overrides += [f"evaluation.suites={json.dumps(args.suite)}"] if args.suite else []
     overrides += [f"evaluation.episodes={args.episodes}"] if args.episodes else []
     if args.viter_sweep:
         overrides.append(f"evaluation.viter_sweep={json.dumps(args.viter_sweep)}")
-    cfg = load_experiment(args.config, overrides)
+    # Without --config, the config the checkpoint's run saved: the task it was trained on.
+    cfg, source = load_for_model(args.checkpoint, args.config, overrides)
+    print(f"veriray eval: task {describe_task(cfg)} (config: {source})")
     out = Path(args.out) if args.out else cfg.run_dir.parent / f"eval-{Path(args.checkpoint).name}"
     from evaluation.run import evaluate_checkpoint
 
@@ -125,17 +127,39 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from evaluation.report import compare_runs
 
+    tasks = {run_dir: _run_task(run_dir) for run_dir in args.run_dirs}
+    for run_dir, task in tasks.items():
+        print(f"{run_dir}: task {task}")
+    if len(set(tasks.values())) > 1:
+        print("veriray compare: the runs play different tasks; their curves are not comparable")
     written = compare_runs(args.run_dirs, args.out)
     print(f"comparison: {written['markdown']} (figure: {written.get('curves')})")
     return 0
 
 
+def _run_task(run_dir: str) -> str:
+    """The task a run folder played: its saved config, else its report's description."""
+    from pathlib import Path
+
+    from cluster.config import describe_task, find_saved_config, load_experiment
+
+    saved = find_saved_config(run_dir, levels=0)
+    if saved is not None:
+        try:
+            return describe_task(load_experiment(saved))
+        except ConfigError:  # e.g. a dataset task whose files stayed on another machine
+            pass
+    report = Path(run_dir) / "report.json"
+    meta = json.loads(report.read_text()) if report.is_file() else {}
+    return f"{meta.get('task', 'unknown')} {meta.get('task_config', '(no saved config)')}"
+
+
 def _cmd_config_show(args: argparse.Namespace) -> int:
-    from cluster.config import load_experiment
-    from cluster.typed_config import to_dict
+    from cluster.config import config_data, load_experiment
 
     cfg = load_experiment(args.config, args.overrides)
-    print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    # Only the active task's section: the others play no part (and would bury it).
+    print(yaml.safe_dump(config_data(cfg), sort_keys=False), end="")
     return 0
 
 
@@ -285,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--task",
         dest="config",
         default=None,
-        help="experiment YAML giving the task (e.g. configs/cpu/quick.yaml)",
+        help="experiment YAML giving the task (default: the config.yaml the checkpoint's run "
+        "saved, else the defaults)",
     )
     ev.add_argument(
         "--suite",

@@ -10,16 +10,23 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from cluster.placement_config import PlacementConfig
 from cluster.ray_config import RayConfig
 from cluster.stages_config import RLStageConfig, SFTStageConfig, StudyConfig
 from cluster.task_config import TaskConfig
-from cluster.typed_config import RUN_NAME, check, load
+from cluster.typed_config import RUN_NAME, ConfigError, check, load, load_yaml, to_dict
 from evaluation.config import TUNING_SUITES, EvaluationConfig
 from learner.config import LearnerConfig
 from rollout.buffer_config import ReplayBufferConfig
 from rollout.config import RolloutConfig
+
+CONFIG_FILE = "config.yaml"
+"""The resolved experiment config, saved in every run folder and checkpoint: `veriray eval`
+and `veriray compare` read it back, so a checkpoint is evaluated on the task it was trained on."""
 
 
 @dataclass
@@ -190,3 +197,68 @@ def load_experiment(
 ) -> ExperimentConfig:
     """Load and check an experiment config (YAML file and/or dotted overrides)."""
     return load(ExperimentConfig, path, overrides)
+
+
+def config_data(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The resolved config as plain data, as `veriray config show` prints it: the task section
+    keeps only the active family (the others were checked, but play no part in the run)."""
+    data = to_dict(cfg)
+    data["task"] = {k: v for k, v in data["task"].items() if k in ("family", cfg.task.family)}
+    return data
+
+
+def save_config(cfg: ExperimentConfig, folder: Path) -> Path:
+    """Write ``cfg`` resolved into ``folder``/config.yaml (loadable with load_experiment)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CONFIG_FILE
+    path.write_text(yaml.safe_dump(config_data(cfg), sort_keys=False))
+    return path
+
+
+def find_saved_config(path: str | Path, levels: int = 4) -> Path | None:
+    """The config.yaml a run saved for ``path``: a checkpoint's own, else its run folder's
+    (``run/checkpoints/update-N``, ``run/seed-S/checkpoints/update-N``, their ``hf/`` inside).
+    None for a model that no run produced (an asset name, a plain HF folder)."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        return None
+    folder = folder.resolve()
+    for candidate in [folder, *folder.parents][: levels + 1]:
+        saved = candidate / CONFIG_FILE
+        # A run's config always has a task section; any other config.yaml is not ours.
+        if saved.is_file() and "task" in load_yaml(saved):
+            return saved
+    return None
+
+
+def describe_task(cfg: ExperimentConfig) -> str:
+    """One line naming the task a run or an evaluation plays, e.g. ``generalpoints
+    (num_cards=2, target_mode=one_op, ...)``: the fields that differ from the family's
+    defaults."""
+    active = cfg.task.active
+    try:
+        defaults = type(active)()
+    except (TypeError, ValueError):  # a family with required fields: show them all
+        defaults = None
+    changed = [
+        f"{f.name}={getattr(active, f.name)!r}"
+        for f in dataclasses.fields(active)
+        if defaults is None or getattr(active, f.name) != getattr(defaults, f.name)
+    ]
+    return f"{cfg.task.family} ({', '.join(changed) or 'its defaults'})"
+
+
+def load_for_model(
+    model: str, config: str | Path | None, overrides: list[str]
+) -> tuple[ExperimentConfig, str]:
+    """The experiment to evaluate ``model`` in: ``config`` when given, else the config its run
+    saved (see find_saved_config), else the defaults. Returns (config, where it came from)."""
+    if config is not None:
+        return load_experiment(config, overrides), str(config)
+    saved = find_saved_config(model)
+    if saved is not None:
+        return load_experiment(saved, overrides), str(saved)
+    try:
+        return load_experiment(None, overrides), "defaults (no --config, no saved config.yaml)"
+    except ConfigError as err:
+        raise ConfigError(f"{err} (no --config given and {model} has no saved config)") from err

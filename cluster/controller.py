@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from cluster.arms import StageTimer, rl_arm_with_restarts, sft_arm, stage_learner
 from cluster.checkpoints import CHECKPOINTS_DIR, newest_complete
-from cluster.config import ExperimentConfig
+from cluster.config import ExperimentConfig, save_config
 from cluster.metrics import MetricsLogger
 from cluster.ray_runtime import init_ray
 from cluster.stages import latest_checkpoint, sft_rows, start_control
@@ -71,6 +71,7 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
     if not resume:
         for stale in (POINTS_FILE, SWEEPS_FILE, "metrics.jsonl"):
             (run_dir / stale).unlink(missing_ok=True)
+    save_config(cfg, run_dir)  # what `veriray eval` / `compare` of this run play by default
     with t("ray_init"):
         handle = init_ray(cfg.ray)
     print(f"Ray dashboard: {handle.dashboard_url} (token file: veriray ray token-path)")

@@ -13,7 +13,7 @@ from typing import Any
 import ray
 
 from cluster.checkpoints import CHECKPOINTS_DIR, newest_complete, save_atomically
-from cluster.config import ExperimentConfig
+from cluster.config import ExperimentConfig, save_config
 from envs.families import SFTRequest
 from evaluation.flops import ComputeMeter
 from rollout.images import ImageStore
@@ -104,11 +104,15 @@ def latest_checkpoint(run_dir: Path, say: Callable[[str], None] | None = None) -
     return found
 
 
-def save_rl_checkpoint(group: Any, meter: ComputeMeter, run_dir: Path, update: int) -> Path:
-    """Save atomically: complete under its final name, or not there at all."""
+def save_rl_checkpoint(
+    group: Any, meter: ComputeMeter, run_dir: Path, update: int, cfg: ExperimentConfig
+) -> Path:
+    """Save atomically: complete under its final name, or not there at all. The arm's config
+    goes in too, so the checkpoint alone says which task it plays (`veriray eval`)."""
 
     def write(folder: Path) -> None:
         group.save_checkpoint(str(folder))
         meter.save(folder)
+        save_config(cfg, folder)
 
     return save_atomically(run_dir / CHECKPOINTS_DIR, update, write)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cluster.config import ExperimentConfig
+from cluster.config import ExperimentConfig, save_config
 from evaluation.config import EvaluationConfig
 from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator
 from evaluation.flops import ComputeMeter
@@ -162,6 +162,7 @@ def evaluate_checkpoint(
         model = resolve_model(checkpoint, cfg.model.multimodal)
         timings["timing/model_prepare"] = round(time.perf_counter() - start, 3)
         cfg = replace(cfg, model=replace(cfg.model, name=checkpoint, multimodal=model.multimodal))
+        save_config(cfg, out_dir)  # the report folder says what it played, as a run's does
         return evaluate_model(cfg, model, out_dir, timings, stage=stage)
     finally:
         ray.shutdown()

@@ -214,3 +214,36 @@ def test_bad_config_fails_fast_with_the_field() -> None:
     )
     assert result.returncode == 2
     assert "config error: rollout.temperature: must be >= 0" in result.stderr
+
+
+def test_checkpoint_evaluates_on_its_runs_task_without_config(first_run, tmp_path: Path) -> None:
+    """`veriray eval CHECKPOINT` with no --config plays the task the run trained on (quick.yaml:
+    2 cards, one_op target), read from the config.yaml saved in the checkpoint."""
+    run_dir, _, _ = first_run
+    ckpt = run_dir / "checkpoints" / "update-000002"
+    assert (run_dir / "config.yaml").is_file() and (ckpt / "config.yaml").is_file()
+    out = tmp_path / "eval"
+    args = ["eval", str(ckpt), "--suite", "ood_rule", "--episodes", "2", "--out", str(out)]
+    result = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", *args, f"ray.dashboard_port={free_port()}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "task generalpoints (num_cards=2, target_mode='one_op'" in result.stdout
+    assert f"config: {ckpt.resolve() / 'config.yaml'}" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["task_config"]["num_cards"] == 2
+    assert report["task_config"]["target_mode"] == "one_op"
+    cmp_args = ["compare", str(run_dir), str(out), "--out", str(tmp_path / "cmp")]
+    compared = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", *cmp_args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert compared.returncode == 0, compared.stderr[-4000:]
+    assert compared.stdout.count("task generalpoints (num_cards=2") == 2
