@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from cluster.typed_config import ConfigError, explain, from_dict, to_dict
+from cluster.typed_config import ConfigError, did_you_mean, explain, from_dict, to_dict
 from envs.families import TaskFamily, family, names
 
 DEFAULT_FAMILY = "generalpoints"
@@ -74,8 +74,8 @@ class TaskConfig:
         if key in names():
             return family(key)
         raise ConfigError(
-            f"task.{key}: unknown field of TaskConfig; allowed: family and the section of a "
-            f"registered task family {names()}"
+            f"task.{key}: unknown field of TaskConfig;{did_you_mean(key, ['family', *names()])}"
+            f" allowed: family and the section of a registered task family {names()}"
         )
 
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import difflib
 import inspect
 import itertools
 import re
@@ -30,6 +31,16 @@ cannot start with '.', which also keeps out '.', '..' and hidden names."""
 
 class ConfigError(ValueError):
     """A config value is unknown, mistyped or impossible. The message names the field."""
+
+
+BASE_KEY = "base"
+"""Top-level key of a config file naming the file(s) it builds on (relative to itself)."""
+
+
+def did_you_mean(key: str, allowed: list[str]) -> str:
+    """The hint ` did you mean 'lr'?` when ``key`` looks like a typo of an allowed name, else ''."""
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return f" did you mean {close[0]!r}?" if close else ""
 
 
 def _type_name(tp: Any) -> str:
@@ -138,7 +149,8 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "") -> T:
             raise ConfigError(f"{prefix}{key}: removed: {removed[key]}")
         if key not in fields:
             raise ConfigError(
-                f"{prefix}{key}: unknown field of {cls.__name__}; allowed fields: {sorted(fields)}"
+                f"{prefix}{key}: unknown field of {cls.__name__};"
+                f"{did_you_mean(key, sorted(fields))} allowed fields: {sorted(fields)}"
             )
         kwargs[key] = _convert(value, hints[key], f"{prefix}{key}")
     try:
@@ -218,9 +230,44 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: sections merge key by key, any other value replaces."""
+    out = _deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = _deepcopy(value)
+    return out
+
+
+def load_config_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file with its bases merged in: ``base: common.yaml`` (or a list, merged in
+    order) names files relative to this one, whose values this file's own override. A base
+    that includes itself, directly or not, is refused."""
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, resolved))
+        raise ConfigError(f"config file {path}: {BASE_KEY}: includes itself ({cycle})")
+    data = load_yaml(path)
+    bases = data.pop(BASE_KEY, [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
+        raise ConfigError(
+            f"config file {path}: {BASE_KEY}: expected a file name or a list of them (relative "
+            f"to this file), got {bases!r}"
+        )
+    merged: dict[str, Any] = {}
+    for base in bases:
+        merged = merge(merged, load_config_file(resolved.parent / base, (*_chain, resolved)))
+    return merge(merged, data)
+
+
 def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Load ``cls`` from an optional YAML file plus dotted overrides."""
-    data = load_yaml(path) if path is not None else {}
+    """Load ``cls`` from an optional YAML file (with its bases) plus dotted overrides."""
+    data = load_config_file(path) if path is not None else {}
     return from_dict(cls, apply_overrides(data, overrides or []))
 
 

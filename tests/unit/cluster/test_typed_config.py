@@ -60,7 +60,8 @@ def test_defaults_and_nested_values_load() -> None:
     [
         (
             {"stepz": 1},
-            "stepz: unknown field of Outer; allowed fields: ['inner', 'name', 'steps', 'tags']",
+            "stepz: unknown field of Outer; did you mean 'steps'? allowed fields: ['inner', "
+            "'name', 'steps', 'tags']",
         ),
         ({"steps": "3"}, "steps: expected an integer, got '3'"),
         ({"steps": True}, "steps: expected an integer, got True"),
@@ -70,7 +71,7 @@ def test_defaults_and_nested_values_load() -> None:
         ({"inner": {"mode": "c"}}, "inner.mode: 'c' is not one of ['a', 'b']"),
         ({"inner": {"rate": 0}}, "inner.rate: must be in (0, 1], got 0.0"),
         ({"inner": 3}, "inner: expected a mapping for Inner, got 3"),
-        ({"inner": {"extra": 1}}, "inner.extra: unknown field of Inner"),
+        ({"inner": {"extra": 1}}, "inner.extra: unknown field of Inner; allowed fields"),
     ],
 )
 def test_bad_values_name_the_field(data: dict, message: str) -> None:
@@ -181,3 +182,49 @@ def test_run_name_must_be_a_plain_folder_name(name: str) -> None:
 @pytest.mark.parametrize("name", ["demo", "demo-vl", "quick_2", "demo-tune-rl_lr-3e-06"])
 def test_plain_run_names_are_accepted(name: str) -> None:
     assert ExperimentConfig(name=name).name == name
+
+
+def test_unknown_keys_suggest_the_closest_field() -> None:
+    with pytest.raises(ConfigError, match=r"^learner\.lrr: unknown field .*did you mean 'lr'\?"):
+        load_experiment(None, ["learner.lrr=1e-6"])
+    with pytest.raises(ConfigError, match=r"^task\.generalpoint: .*did you mean 'generalpoints'"):
+        load_experiment(None, ["task.generalpoint.num_cards=2"])
+    with pytest.raises(ConfigError) as err:
+        load_experiment(None, ["zzzz=1"])
+    assert "did you mean" not in str(err.value)  # nothing close: no guess
+
+
+def test_a_config_builds_on_its_base_relative_to_itself(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "common.yaml").write_text(
+        "steps: 4\ntags: [a]\ninner: {rate: 0.2, mode: b}\n"
+    )
+    (tmp_path / "shared" / "named.yaml").write_text("name: from-base\nsteps: 5\n")
+    (tmp_path / "run.yaml").write_text(
+        "base: [shared/common.yaml, shared/named.yaml]\ninner: {rate: 0.5}\n"
+    )
+    cfg = load(Outer, tmp_path / "run.yaml", ["tags=[c]"])
+    # later bases over earlier ones, the file over its bases, overrides over everything;
+    # sections merge field by field
+    assert cfg == Outer(steps=5, name="from-base", tags=["c"], inner=Inner(rate=0.5, mode="b"))
+    (tmp_path / "shared" / "child.yaml").write_text("base: common.yaml\nsteps: 7\n")
+    (tmp_path / "grandchild.yaml").write_text("base: shared/child.yaml\n")
+    assert load(Outer, tmp_path / "grandchild.yaml") == Outer(
+        steps=7, tags=["a"], inner=Inner(rate=0.2, mode="b")
+    )
+
+
+def test_base_cycles_and_bad_bases_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nsteps: 2\n")
+    with pytest.raises(ConfigError, match=r"base: includes itself .*a\.yaml -> .*b\.yaml -> "):
+        load(Outer, tmp_path / "a.yaml")
+    (tmp_path / "self.yaml").write_text("base: ./self.yaml\n")
+    with pytest.raises(ConfigError, match="includes itself"):
+        load(Outer, tmp_path / "self.yaml")
+    (tmp_path / "num.yaml").write_text("base: 3\n")
+    with pytest.raises(ConfigError, match=r"num\.yaml: base: expected a file name"):
+        load(Outer, tmp_path / "num.yaml")
+    (tmp_path / "gone.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing\.yaml: not found"):
+        load(Outer, tmp_path / "gone.yaml")
