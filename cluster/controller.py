@@ -58,8 +58,8 @@ class EvalPlayer:
     fleet: RolloutFleet
     sampling: Sampling
 
-    def play(self, specs: list[Any]) -> list[Any]:
-        return self.fleet.play(specs, sampling=self.sampling)
+    def play(self, specs: list[Any], progress: Any = None) -> list[Any]:
+        return self.fleet.play(specs, sampling=self.sampling, progress=progress)
 
 
 def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:

@@ -2,8 +2,9 @@
 
 Components and what they own:
 - ``Evaluator``: which suites, how many episodes, the list of recorded points and sweeps.
-  It plays episodes through anything with ``play(specs) -> list[EpisodeResult]`` (the rollout
-  fleet in production, a fake in unit tests) and never references the training controller.
+  It plays episodes through anything with ``play(specs, progress) -> list[EpisodeResult]``
+  (the rollout fleet in production, a fake in unit tests) and never references the training
+  controller.
 - ``evaluation.metrics``: episodes -> numbers; ``evaluation.report``: numbers -> files.
 
 Wiring rule: the controller calls ``Evaluator.run(stage, step, meter)`` at the init, every K
@@ -19,9 +20,12 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from tqdm import tqdm
 
 from envs.families import family
 from evaluation.config import TUNING_SUITES, EvaluationConfig
@@ -53,7 +57,11 @@ class SuitePrompts:
 
 
 class EpisodePlayer(Protocol):
-    def play(self, specs: list[EpisodeSpec]) -> list[EpisodeResult]: ...
+    def play(
+        self, specs: list[EpisodeSpec], progress: Callable[[int], Any] | None = None
+    ) -> list[EpisodeResult]:
+        """Play every spec once, results in order; ``progress(n)`` as n episodes finish."""
+        ...
 
 
 def with_budget(family_name: str, config: dict[str, Any], budget: int) -> dict[str, Any]:
@@ -116,14 +124,20 @@ class Evaluator:
             self._prompts[key] = SuitePrompts(options, ids, texts, in_suite)
         return self._prompts[key]
 
-    def play_suite(self, tag: str, name: str, suite: dict[str, Any]) -> list[EpisodeResult]:
+    def play_suite(
+        self,
+        tag: str,
+        name: str,
+        suite: dict[str, Any],
+        progress: Callable[[int], Any] | None = None,
+    ) -> list[EpisodeResult]:
         """Play each of the suite's distinct prompts once (the same prompts on every call)."""
         prompts = self.suite_prompts(name, suite)
         specs = [
             EpisodeSpec(f"eval-{tag}-{name}-{i}", self.family_name, suite, o)
             for i, o in enumerate(prompts.options)
         ]
-        return self.player.play(specs)
+        return self.player.play(specs, progress=progress)
 
     def _play_all(
         self, tag: str, suites: dict[str, dict[str, Any]], meter: ComputeMeter | None
@@ -131,9 +145,13 @@ class Evaluator:
         metrics: dict[str, Any] = {}
         timings: dict[str, float] = {}
         samples: list[tuple[str, SuitePrompts, list[EpisodeResult]]] = []
+        total = sum(len(self.suite_prompts(n, s).ids) for n, s in suites.items())
+        # One bar per evaluation point, over every suite's prompts (a point takes minutes).
+        bar = tqdm(total=total, desc=f"eval {tag}", unit="prompt")
         for name, suite in suites.items():
             start = time.perf_counter()
-            episodes = self.play_suite(tag, name, suite)
+            bar.set_postfix(suite=name)
+            episodes = self.play_suite(tag, name, suite, progress=bar.update)
             timings[f"timing/eval_{name}"] = round(time.perf_counter() - start, 3)
             prompts = self.suite_prompts(name, suite)
             extra = family(self.family_name).extra_metrics
@@ -151,6 +169,7 @@ class Evaluator:
             samples.append((name, prompts, episodes))
             if meter is not None:
                 meter.add_eval_tokens(sum(turn_tokens(e.turns) for e in episodes))
+        bar.close()
         return metrics, timings, samples
 
     # ------------------------------------------------------------------ public API

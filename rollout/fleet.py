@@ -14,6 +14,7 @@ import itertools
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,11 +208,13 @@ class RolloutFleet:
         buffer: Any = None,
         desired_workers: Any = None,
         sampling: Sampling | None = None,
+        progress: Callable[[int], Any] | None = None,
     ) -> list[EpisodeResult]:
         """Play every episode once; results in input order.
 
         ``desired_workers`` (a callable returning an int, or None) is polled between chunks so
-        the worker count can change while episodes are being played.
+        the worker count can change while episodes are being played. ``progress`` hears the
+        episode count of each chunk as it finishes (a progress bar's ``update``).
         """
         chunk = max(1, self.cfg.max_concurrent_episodes // CHUNKS_IN_FLIGHT_PER_WORKER)
         queue = deque((i, specs[i : i + chunk], 0) for i in range(0, len(specs), chunk))
@@ -249,6 +252,8 @@ class RolloutFleet:
             start, part, tries, wid = in_flight.pop(done[0])
             try:
                 results[start] = ray.get(done[0])
+                if progress is not None:
+                    progress(len(part))
             except (*_DEATHS, RayTaskError) as err:
                 if tries >= MAX_CHUNK_RETRIES:
                     raise

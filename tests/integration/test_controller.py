@@ -223,9 +223,9 @@ def test_checkpoint_evaluates_on_its_runs_task_without_config(first_run, tmp_pat
     ckpt = run_dir / "checkpoints" / "update-000002"
     assert (run_dir / "config.yaml").is_file() and (ckpt / "config.yaml").is_file()
     out = tmp_path / "eval"
-    args = ["eval", str(ckpt), "--suite", "ood_rule", "--episodes", "2", "--out", str(out)]
+    args = ["eval", str(ckpt), f"ray.dashboard_port={free_port()}", "--suite", "ood_rule"]
     result = subprocess.run(
-        [sys.executable, "-m", "cluster.cli", *args, f"ray.dashboard_port={free_port()}"],
+        [sys.executable, "-m", "cluster.cli", *args, "--episodes", "2", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -63,8 +63,10 @@ class FakeFleet:
     def __init__(self) -> None:
         self.calls: list[list[EpisodeSpec]] = []
 
-    def play(self, specs: list[EpisodeSpec]) -> list[EpisodeResult]:
+    def play(self, specs: list[EpisodeSpec], progress: Any = None) -> list[EpisodeResult]:
         self.calls.append(specs)
+        if progress is not None:
+            progress(len(specs))
         out = []
         for spec in specs:
             i = int(spec.episode_id.rsplit("-", 1)[1])
@@ -80,6 +82,8 @@ class NavFleet:
     def __init__(self) -> None:
         self.calls: list[list[EpisodeSpec]] = []
 
-    def play(self, specs: list[EpisodeSpec]) -> list[EpisodeResult]:
+    def play(self, specs: list[EpisodeSpec], progress: Any = None) -> list[EpisodeResult]:
         self.calls.append(specs)
+        if progress is not None:
+            progress(len(specs))
         return [virl_episode(1, 2) for _ in specs]
