@@ -40,10 +40,17 @@ SFT_ARM_VERSION_BASE = 1_000_000
 
 
 class StageTimer(dict):
-    """Seconds per named stage, as ``timing/<stage>`` metrics."""
+    """Seconds per named stage, as ``timing/<stage>`` metrics. ``announce`` prints each
+    stage's name as it starts (the run's stages, not the steps inside an update)."""
+
+    def __init__(self, announce: bool = False) -> None:
+        super().__init__()
+        self.announce = announce
 
     @contextmanager
     def __call__(self, stage: str):
+        if self.announce:
+            print(f"== {stage.replace('_', ' ')}", flush=True)
         start = time.perf_counter()
         yield
         self[f"timing/{stage}"] = round(time.perf_counter() - start, 3)

@@ -248,6 +248,14 @@ def _cmd_token_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verbose_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print Ray's, vLLM's and DeepSpeed's output here (always in <run>/logs)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="veriray", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -262,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="training seeds of the arms, all from one warm start (= study.seeds=N)",
     )
+    _verbose_arg(run)
     run.set_defaults(fn=_cmd_run)
 
     tune = sub.add_parser("tune", help="sweep one field on the validation suite (fair arms)")
@@ -279,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--sft-steps", type=int, default=0, help="SFT arm steps per run (sweeping sft.arm_lr)"
     )
+    _verbose_arg(tune)
     tune.set_defaults(fn=_cmd_tune)
 
     demo = sub.add_parser(
@@ -292,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=int, default=None, help="training seeds of the arms (= study.seeds=N)"
     )
     demo.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    _verbose_arg(demo)
     demo.set_defaults(fn=_cmd_demo)
 
     scale = sub.add_parser("scale", help="set the rollout workers of a running job")
@@ -335,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--stage", default="checkpoint", help="label of the point in the report")
     ev.add_argument("--out", default=None, help="report folder (default runs/eval-<name>)")
+    _verbose_arg(ev)
     ev.set_defaults(fn=_cmd_eval)
 
     cmp = sub.add_parser("compare", help="overlay several runs' curves on one figure")
@@ -399,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "verbose", False):
+        from cluster.run_logs import set_verbose
+
+        set_verbose(True)
     try:
         return args.fn(args)
     except ConfigError as err:

@@ -34,10 +34,16 @@ class ModelConfig:
     """The policy model."""
 
     name: str = "tiny-lm"
-    """A model asset (tiny-lm, tiny-vlm, smollm2-135m; see `veriray models list`) or a path
-    to a Hugging Face checkpoint folder."""
-    multimodal: bool = False
-    """True for vision-language models (image observations are passed to the model)."""
+    """A model asset (tiny-lm, tiny-vlm, smollm2-135m; see `veriray models list`), a path
+    to a Hugging Face checkpoint folder, or a Hugging Face model id (org/name) already in the
+    local Hugging Face cache (HF_HOME). Checked before Ray starts."""
+    download: bool = False
+    """Let a Hugging Face model id missing from the local cache be downloaded (needs the
+    network and HF_HUB_OFFLINE unset). Off: nothing is ever fetched."""
+    multimodal: bool | None = None
+    """Whether image observations are passed to the model. null: detected from the model's
+    config.json (a vision tower, vision_config, means a vision-language model); true/false
+    overrides it (false plays a VLM on text only)."""
 
 
 @dataclass

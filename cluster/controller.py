@@ -32,12 +32,14 @@ from cluster.checkpoints import CHECKPOINTS_DIR, newest_complete
 from cluster.config import ExperimentConfig, save_config
 from cluster.metrics import MetricsLogger
 from cluster.ray_runtime import init_ray
+from cluster.run_logs import collect_worker_logs, driver_logs
 from cluster.stages import latest_checkpoint, sft_rows, start_control
 from cluster.typed_config import ConfigError
 from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator, load_records
 from evaluation.flops import COMPUTE_FILE, ComputeMeter
 from evaluation.report import build_report, write_report
 from evaluation.run import (
+    check_model,
     eval_rollout_config,
     resolve_model,
     resolved_eval_config,
@@ -63,9 +65,18 @@ class EvalPlayer:
 
 
 def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
-    """Run every enabled stage of ``cfg``; return the run folder (report.md inside)."""
-    t, run_dir = StageTimer(), cfg.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Run every enabled stage of ``cfg``; return the run folder (report.md inside).
+
+    Ray's, vLLM's and DeepSpeed's output goes to <run>/logs (cluster/run_logs.py)."""
+    cfg = check_model(cfg)  # a missing model fails here, before Ray starts
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    with driver_logs(cfg.run_dir) as logs:
+        print(f"logs: {logs} (Ray, vLLM, DeepSpeed output; --verbose shows it here too)")
+        return _run_stages(cfg, resume)
+
+
+def _run_stages(cfg: ExperimentConfig, resume: bool) -> Path:
+    t, run_dir = StageTimer(announce=True), cfg.run_dir
     if resume and not (run_dir / "sft" / COMPUTE_FILE).is_file() and not _checkpoints(cfg):
         raise FileNotFoundError(f"--resume: no warm start or checkpoint under {run_dir}")
     if not resume:
@@ -74,7 +85,11 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
     save_config(cfg, run_dir)  # what `veriray eval` / `compare` of this run play by default
     with t("ray_init"):
         handle = init_ray(cfg.ray)
-    print(f"Ray dashboard: {handle.dashboard_url} (token file: veriray ray token-path)")
+    # The dashboard opens with a token dialog (Ray's token auth): say what to paste.
+    print(
+        f"Ray dashboard: {handle.dashboard_url} (it asks for a token: paste the output of "
+        'cat "$(veriray ray token-path)")'
+    )
     print(f"Scale rollout workers while it runs: veriray scale N --address {handle.gcs_address}")
     control = start_control(cfg)
     log = MetricsLogger(run_dir, cfg.name, cfg.tensorboard)
@@ -119,6 +134,7 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
     finally:
         fleet.shutdown()
         log.close()
+        collect_worker_logs(run_dir)  # before shutdown: the session folder is found through Ray
         ray.shutdown()
     return run_dir
 

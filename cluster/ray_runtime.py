@@ -15,6 +15,7 @@ import ray
 from cluster.paths import PROJECT_ROOT, set_build_env
 from cluster.ray_auth import enable_token_auth
 from cluster.ray_config import RayConfig
+from cluster.run_logs import quiet_worker_env, verbose
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +51,20 @@ def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
     enable_token_auth(cfg.auth_token_path, create=embedded)
     if ray.is_initialized():
         ray.shutdown()
-    env = {"env_vars": _worker_env()} | (runtime_env or {})
+    env = {"env_vars": _worker_env() | quiet_worker_env()} | (runtime_env or {})
+    # Actors' output stays in Ray's log files (collected into the run folder) unless --verbose;
+    # the driver's Ray logger then reports to the run's log file (cluster/run_logs.py).
+    quiet = {"log_to_driver": verbose(), "configure_logging": verbose()}
     if embedded:
         with loopback_node(cfg.loopback_only):
-            ctx = _init_embedded(cfg, env)
+            ctx = _init_embedded(cfg, env, quiet)
     elif os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
         # A driver started by `ray job submit` (veriray submit) already runs in the job's
         # runtime env (working dir, env vars); Ray refuses a second one with the same keys.
-        ctx = ray.init(address=cfg.address, namespace=cfg.namespace)
+        ctx = ray.init(address=cfg.address, namespace=cfg.namespace, **quiet)
     else:
         with loopback_node(is_loopback_address(cfg.address)):  # joining an embedded cluster
-            ctx = ray.init(address=cfg.address, namespace=cfg.namespace, runtime_env=env)
+            ctx = ray.init(address=cfg.address, namespace=cfg.namespace, runtime_env=env, **quiet)
     url = ctx.dashboard_url
     if url and not url.startswith("http"):
         url = f"http://{url}"
@@ -71,7 +75,7 @@ def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
     )
 
 
-def _init_embedded(cfg: RayConfig, env: dict) -> Any:
+def _init_embedded(cfg: RayConfig, env: dict, quiet: dict[str, bool]) -> Any:
     return ray.init(
         # "local" always starts a new cluster; a bare ray.init() would join any cluster
         # that `ray start` left running on this machine.
@@ -87,7 +91,7 @@ def _init_embedded(cfg: RayConfig, env: dict) -> Any:
         ),
         runtime_env=env,
         logging_level=logging.WARNING,
-        log_to_driver=True,
+        **quiet,
     )
 
 

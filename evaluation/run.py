@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.config import ExperimentConfig, save_config
+from cluster.typed_config import ConfigError
 from evaluation.config import EvaluationConfig
 from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator
 from evaluation.flops import ComputeMeter
@@ -33,23 +34,34 @@ class ResolvedModel:
     multimodal: bool
 
 
-def resolve_model(name_or_path: str, multimodal: bool = False) -> ResolvedModel:
-    """An asset name, a HF folder, or a training checkpoint folder (with ``hf/`` inside)."""
-    from learner.assets import ASSETS, resolve_model_path
+def resolve_model(
+    name_or_path: str, multimodal: bool | None = None, download: bool = False
+) -> ResolvedModel:
+    """An asset name, a HF folder or model id, or a training checkpoint folder (with ``hf/``
+    inside). ``multimodal`` None: detected from the model's config.json."""
+    from learner.assets import is_multimodal, resolve_model_path
 
     path = Path(name_or_path).expanduser()
     checkpoint_dir: Path | None = None
     if (path / CHECKPOINT_HF_DIR / "config.json").is_file():
         checkpoint_dir, model_path = path, path / CHECKPOINT_HF_DIR
     else:
-        model_path = resolve_model_path(name_or_path)
+        model_path = resolve_model_path(name_or_path, download)
         if path.name == CHECKPOINT_HF_DIR and (path.parent / TRAINER_STATE).is_file():
             checkpoint_dir = path.parent
-    asset_mm = name_or_path in ASSETS and ASSETS[name_or_path].multimodal
-    config = json.loads((model_path / "config.json").read_text())
-    return ResolvedModel(
-        model_path, checkpoint_dir, multimodal or asset_mm or "vision_config" in config
-    )
+    if multimodal is None:
+        multimodal = is_multimodal(model_path, name_or_path)
+    return ResolvedModel(model_path, checkpoint_dir, multimodal)
+
+
+def check_model(cfg: ExperimentConfig, name: str | None = None) -> ExperimentConfig:
+    """Before Ray starts: the model exists (else a ConfigError naming model.name and what to
+    do) and ``model.multimodal`` is settled (detected when null). Returns the settled config."""
+    try:
+        model = resolve_model(name or cfg.model.name, cfg.model.multimodal, cfg.model.download)
+    except (FileNotFoundError, KeyError) as err:
+        raise ConfigError(f"model.name: {err.args[0] if err.args else err}") from err
+    return replace(cfg, model=replace(cfg.model, multimodal=model.multimodal))
 
 
 def checkpoint_step(checkpoint_dir: Path | None) -> int:
@@ -152,17 +164,24 @@ def evaluate_checkpoint(
     import ray
 
     from cluster.ray_runtime import init_ray
+    from cluster.run_logs import collect_worker_logs, driver_logs
 
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    init_ray(cfg.ray)
-    timings["timing/ray_init"] = round(time.perf_counter() - start, 3)
-    try:
+    cfg = check_model(cfg, checkpoint)  # a missing model fails here, before Ray starts
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with driver_logs(out_dir) as logs:
+        print(f"logs: {logs} (Ray, vLLM output; --verbose shows it here too)")
         start = time.perf_counter()
-        model = resolve_model(checkpoint, cfg.model.multimodal)
-        timings["timing/model_prepare"] = round(time.perf_counter() - start, 3)
-        cfg = replace(cfg, model=replace(cfg.model, name=checkpoint, multimodal=model.multimodal))
-        save_config(cfg, out_dir)  # the report folder says what it played, as a run's does
-        return evaluate_model(cfg, model, out_dir, timings, stage=stage)
-    finally:
-        ray.shutdown()
+        init_ray(cfg.ray)
+        timings["timing/ray_init"] = round(time.perf_counter() - start, 3)
+        try:
+            start = time.perf_counter()
+            model = resolve_model(checkpoint, cfg.model.multimodal)
+            timings["timing/model_prepare"] = round(time.perf_counter() - start, 3)
+            model_cfg = replace(cfg.model, name=checkpoint, multimodal=model.multimodal)
+            cfg = replace(cfg, model=model_cfg)
+            save_config(cfg, out_dir)  # the report folder says what it played, as a run's does
+            return evaluate_model(cfg, model, out_dir, timings, stage=stage)
+        finally:
+            collect_worker_logs(out_dir)
+            ray.shutdown()

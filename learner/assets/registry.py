@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -85,14 +86,67 @@ def prepare(name: str, force: bool = False) -> Path:
     return out
 
 
-def resolve_model_path(name_or_path: str) -> Path:
-    """A model asset name (prepared on demand) or a path to a Hugging Face checkpoint."""
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+"""A Hugging Face model id (``org/name``)."""
+
+
+def hub_cache_dir() -> str:
+    """Where huggingface_hub keeps downloaded models (HF_HUB_CACHE, HF_HOME/hub, ...)."""
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def hub_snapshot(repo_id: str, download: bool = False) -> tuple[Path | None, str]:
+    """(the cached snapshot folder of Hugging Face model ``repo_id``, or None; why not).
+
+    Offline by default: only the local cache is looked at. ``download`` fetches what the cache
+    lacks (needs the network, and HF_HUB_OFFLINE unset)."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(repo_id, local_files_only=not download))
+    except LocalEntryNotFoundError:
+        why = f"not in the local Hugging Face cache ({hub_cache_dir()})"
+        if download and constants.HF_HUB_OFFLINE:
+            why += ", and HF_HUB_OFFLINE=1 forbids downloading it"
+        return None, why
+    except (HfHubHTTPError, OSError, ValueError) as err:  # offline, unknown repo, no access
+        return None, f"download failed: {err}"
+    if not (folder / "config.json").is_file():
+        return None, f"its cached snapshot {folder} has no config.json"
+    return folder, ""
+
+
+def resolve_model_path(name_or_path: str, download: bool = False) -> Path:
+    """A model asset name (prepared on demand), a path to a Hugging Face checkpoint folder, or
+    a Hugging Face model id found in the local cache (fetched first only with ``download``)."""
     if name_or_path in ASSETS:
         return prepare(name_or_path)
     path = Path(name_or_path).expanduser()
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"model {name_or_path!r} is neither a known asset ({sorted(ASSETS)}) nor a folder "
-            "with a Hugging Face config.json"
-        )
-    return path
+    if (path / "config.json").is_file():
+        return path
+    why = "no such folder" if not path.exists() else "a folder without config.json"
+    if HUB_ID.fullmatch(name_or_path) and not path.exists():
+        found, why = hub_snapshot(name_or_path, download)
+        if found is not None:
+            return found
+    fix = (
+        f"download it first (huggingface-cli download {name_or_path}) or set model.download: true"
+        if HUB_ID.fullmatch(name_or_path) and not download
+        else "name an asset, a folder holding a Hugging Face config.json, or a model id"
+    )
+    raise FileNotFoundError(
+        f"model {name_or_path!r}: {why}; it is not a model asset either ({sorted(ASSETS)}). "
+        f"Fix: {fix}"
+    )
+
+
+def is_multimodal(model_path: Path, name: str = "") -> bool:
+    """Whether a model folder holds a vision-language model: its config.json has a vision
+    tower (``vision_config``, as LLaVA and Mllama do), or the asset says so."""
+    if name in ASSETS and ASSETS[name].multimodal:
+        return True
+    config = json.loads((model_path / "config.json").read_text())
+    return "vision_config" in config

@@ -247,3 +247,18 @@ def test_checkpoint_evaluates_on_its_runs_task_without_config(first_run, tmp_pat
     )
     assert compared.returncode == 0, compared.stderr[-4000:]
     assert compared.stdout.count("task generalpoints (num_cards=2") == 2
+
+
+def test_library_output_goes_to_the_run_logs(first_run) -> None:
+    """The console shows stage names, progress bars and the report path; what Ray, vLLM and
+    DeepSpeed print goes to <run>/logs (driver log, every actor's output)."""
+    run_dir, _, stdout = first_run
+    stderr = (run_dir.parent / "stderr.log").read_text()
+    for actor in ("(RolloutWorker", "(LearnerRank", "(EnvActor"):
+        assert actor not in stderr + stdout  # no actor output streamed to the console
+    assert "WARNING" not in stderr + stdout
+    assert "== sft warm start" in stdout and "== rl arm seed0" in stdout
+    assert "eval base0" in stderr and "rl (seed 0)" in stderr  # the progress bars
+    assert (run_dir / "logs" / "veriray.log").is_file()
+    worker_logs = list((run_dir / "logs" / "workers").iterdir())
+    assert any("RolloutWorker" in p.read_text(errors="replace") for p in worker_logs)
