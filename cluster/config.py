@@ -44,6 +44,22 @@ class ModelConfig:
     """Whether image observations are passed to the model. null: detected from the model's
     config.json (a vision tower, vision_config, means a vision-language model); true/false
     overrides it (false plays a VLM on text only)."""
+    chat_template: str | None = None
+    """The chat template (Jinja) every conversation is formatted with, in rollouts, SFT data
+    and evaluation, instead of the model's own: the template text, or the path of a .jinja
+    file. null: the model's. Checkpoints trained with it keep it."""
+    system_prompt: str | None = None
+    """A system message put first in every conversation that has none of its own (a task's
+    own, e.g. task.dataset.system_prompt, is kept). null: none added."""
+
+    def chat_template_text(self) -> str | None:
+        """chat_template, read from its file when it names one."""
+        value = self.chat_template
+        if value is not None and value.endswith(".jinja"):
+            path = Path(value).expanduser()
+            check(path.is_file(), "model.chat_template", f"{value}: no such .jinja file")
+            return path.read_text()
+        return value
 
 
 @dataclass

@@ -44,6 +44,7 @@ from evaluation.run import (
     resolve_model,
     resolved_eval_config,
     sampling_of,
+    with_chat_overrides,
 )
 from rollout.engine import Sampling
 from rollout.fleet import RolloutFleet
@@ -95,6 +96,7 @@ def _run_stages(cfg: ExperimentConfig, resume: bool) -> Path:
     log = MetricsLogger(run_dir, cfg.name, cfg.tensorboard)
     with t("model_prepare"):
         model = resolve_model(cfg.model.name, cfg.model.multimodal)
+        model = with_chat_overrides(model, cfg, run_dir / "model")
     meter = ComputeMeter.for_model(model.model_path)
     with t("fleet_start"):
         fleet = RolloutFleet(

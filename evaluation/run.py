@@ -54,6 +54,16 @@ def resolve_model(
     return ResolvedModel(model_path, checkpoint_dir, multimodal)
 
 
+def with_chat_overrides(model: ResolvedModel, cfg: ExperimentConfig, folder: Path) -> ResolvedModel:
+    """``model`` as the config's chat_template / system_prompt format it: a view of its folder
+    under ``folder`` (learner/assets/chat_view.py), or the model itself without overrides."""
+    from learner.assets.chat_view import chat_view
+
+    text = cfg.model.chat_template_text()
+    view = chat_view(model.model_path, folder, text, cfg.model.system_prompt)
+    return replace(model, model_path=view)
+
+
 def check_model(cfg: ExperimentConfig, name: str | None = None) -> ExperimentConfig:
     """Before Ray starts: the model exists (else a ConfigError naming model.name and what to
     do) and ``model.multimodal`` is settled (detected when null). Returns the settled config."""
@@ -61,6 +71,15 @@ def check_model(cfg: ExperimentConfig, name: str | None = None) -> ExperimentCon
         model = resolve_model(name or cfg.model.name, cfg.model.multimodal, cfg.model.download)
     except (FileNotFoundError, KeyError) as err:
         raise ConfigError(f"model.name: {err.args[0] if err.args else err}") from err
+    from learner.assets.chat_view import current_template
+
+    template = cfg.model.chat_template_text()  # a missing .jinja file fails here too
+    needs_template = cfg.model.system_prompt is not None and template is None
+    if needs_template and current_template(model.model_path) is None:
+        raise ConfigError(
+            f"model.system_prompt: {model.model_path} has no chat template to add it to; "
+            "set model.chat_template too"
+        )
     return replace(cfg, model=replace(cfg.model, multimodal=model.multimodal))
 
 
@@ -90,6 +109,9 @@ def sampling_of(rollout: RolloutConfig) -> dict[str, Any]:
     return {
         "temperature": rollout.temperature,
         "top_p": rollout.top_p,
+        "top_k": rollout.top_k,
+        "min_p": rollout.min_p,
+        "stop": list(rollout.stop),
         "max_new_tokens": rollout.max_new_tokens,
         "engine_seed": rollout.seed,
     }
@@ -177,6 +199,7 @@ def evaluate_checkpoint(
         try:
             start = time.perf_counter()
             model = resolve_model(checkpoint, cfg.model.multimodal)
+            model = with_chat_overrides(model, cfg, out_dir / "model")
             timings["timing/model_prepare"] = round(time.perf_counter() - start, 3)
             model_cfg = replace(cfg.model, name=checkpoint, multimodal=model.multimodal)
             cfg = replace(cfg, model=model_cfg)

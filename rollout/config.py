@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from cluster.typed_config import check
@@ -43,6 +43,15 @@ class RolloutConfig:
     """Sampling temperature (the study: 0.2). 0 = greedy."""
     top_p: float = 1.0
     """Nucleus sampling mass."""
+    top_k: int = 0
+    """Sample among the k most likely tokens only; 0 = off. Like top_p < 1 and min_p > 0 it
+    truncates the distribution the rollouts sample from, while the learner scores the whole
+    one: the PPO ratio then starts away from 1 (leave all three off for exact log-probs)."""
+    min_p: float = 0.0
+    """Drop tokens less likely than min_p x the most likely one's probability; 0 = off."""
+    stop: list[str] = field(default_factory=list)
+    """Strings that end a response (besides the end-of-turn token), e.g. ["</answer>"]; the
+    text is cut before them. Both engines (vllm, hf) honour them."""
     max_concurrent_episodes: int = 64
     """Episodes a worker keeps in flight in its engine at once (continuous batching)."""
     env_actors: int = 1
@@ -111,6 +120,13 @@ class RolloutConfig:
         )
         check(self.temperature >= 0, "temperature", "must be >= 0 (0 = greedy)")
         check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
+        check(self.top_k >= 0, "top_k", f"must be >= 0 (0 = off), got {self.top_k}")
+        check(0 <= self.min_p < 1, "min_p", f"must be in [0, 1) (0 = off), got {self.min_p}")
+        check(
+            all(self.stop),
+            "stop",
+            f"an empty string would stop every response at once; got {self.stop!r}",
+        )
         check(self.max_concurrent_episodes >= 1, "max_concurrent_episodes", "must be >= 1")
         check(self.kv_cache_gib > 0, "kv_cache_gib", "must be > 0")
         check(

@@ -56,10 +56,23 @@ class Sampling:
     temperature: float = 0.2
     top_p: float = 1.0
     stop_token_ids: list[int] = field(default_factory=list)
+    top_k: int = 0
+    """0 = off."""
+    min_p: float = 0.0
+    """0 = off."""
+    stop: list[str] = field(default_factory=list)
+    """Stop strings; the text ends before them."""
 
     @classmethod
     def from_config(cls, cfg: RolloutConfig) -> Sampling:
-        return cls(cfg.max_new_tokens, cfg.temperature, cfg.top_p)
+        return cls(
+            cfg.max_new_tokens,
+            cfg.temperature,
+            cfg.top_p,
+            top_k=cfg.top_k,
+            min_p=cfg.min_p,
+            stop=list(cfg.stop),
+        )
 
 
 class Engine(Protocol):
@@ -228,6 +241,9 @@ class VLLMEngine:
             max_tokens=sampling.max_new_tokens,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
+            top_k=sampling.top_k or -1,  # vLLM: -1 = every token
+            min_p=sampling.min_p,
+            stop=sampling.stop or None,
             # No per-request seed: on CPU a seeded request whose prefill is chunked fails in
             # vLLM 0.32 ("CPU Generator does not use offset"); the engine seed still applies.
             logprobs=0,
@@ -344,6 +360,12 @@ class HFEngine:
                 do_sample=not greedy,
                 temperature=None if greedy else sampling.temperature,
                 top_p=None if greedy else sampling.top_p,
+                # Passed even when off: the model's generation_config may set its own (often
+                # top_k=50), and rollouts must sample what the config says.
+                top_k=None if greedy else sampling.top_k,
+                min_p=None if greedy or not sampling.min_p else sampling.min_p,
+                stop_strings=sampling.stop or None,
+                tokenizer=self.tokenizer if sampling.stop else None,
                 output_logits=True,
                 return_dict_in_generate=True,
             )
@@ -359,12 +381,15 @@ class HFEngine:
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
         # Like vLLM, the end-of-turn token stays in token_ids (it is part of the action).
-        finish = "stop" if tokens and tokens[-1] in eos_ids else "length"
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        cut = min((i for i in (text.find(x) for x in sampling.stop) if i >= 0), default=-1)
+        stopped = tokens and tokens[-1] in eos_ids
+        finish = "stop" if stopped or cut >= 0 else "length"
         return Generation(
             prompt_token_ids=prompt_ids,
             token_ids=tokens,
             logprobs=logprobs,
-            text=self.tokenizer.decode(tokens, skip_special_tokens=True),
+            text=text[:cut] if cut >= 0 else text,  # as vLLM: the stop string is not kept
             finish_reason=finish,
             policy_version=self._version,
         )

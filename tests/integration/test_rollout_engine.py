@@ -140,3 +140,39 @@ def test_vllm_reports_its_prefix_cache_hits() -> None:
     assert 0 < second.cached_prompt_tokens < len(second.prompt_token_ids)
     assert second.cached_prompt_tokens >= 0.5 * len(second.prompt_token_ids)
     assert after_load.cached_prompt_tokens == 0  # cached prefixes of old weights are dropped
+
+
+def test_top_k_min_p_and_stop_strings_in_both_engines() -> None:
+    """top_k=1 samples the greedy tokens at temperature 1 (min_p rides along), and a stop
+    string ends the response in both engines, its text cut before it."""
+    path = prepare("tiny-lm")
+    request = _prompts(path)[0]
+
+    async def scenario():
+        hf = HFEngine(path, CFG, False)
+        greedy = await hf.generate(request, GREEDY)
+        text = greedy.text
+        assert len(text) >= 8, text  # room for a stop string inside the response
+        stop = text[len(text) // 2 : len(text) // 2 + 2]
+        top1 = Sampling(max_new_tokens=16, temperature=1.0, top_k=1, min_p=0.5)
+        stopping = Sampling(max_new_tokens=16, temperature=0.0, stop=[stop])
+        out = {"greedy": greedy, "hf_top1": await hf.generate(request, top1)}
+        out["hf_stop"] = await hf.generate(request, stopping)
+        engine = VLLMEngine(path, CFG, False)
+        try:
+            out["vllm_top1"] = await engine.generate(request, top1)
+            out["vllm_stop"] = await engine.generate(request, stopping)
+        finally:
+            engine.shutdown()
+        return stop, out
+
+    stop, out = asyncio.run(scenario())
+    greedy = out["greedy"]
+    assert out["hf_top1"].token_ids == greedy.token_ids
+    assert out["vllm_top1"].token_ids == greedy.token_ids
+    expected = greedy.text[: greedy.text.find(stop)]
+    for name in ("hf_stop", "vllm_stop"):
+        g = out[name]
+        assert (g.text, g.finish_reason) == (expected, "stop"), name
+        assert len(g.token_ids) < len(greedy.token_ids)
+    assert out["hf_stop"].token_ids == out["vllm_stop"].token_ids
