@@ -40,17 +40,17 @@ def set_verbose(on: bool) -> None:
 
 
 def quiet_worker_env() -> dict[str, str]:
-    """Environment for actors: the libraries' own log levels, unless ``--verbose``.
-
-    Their output lands in files either way; these keep the files to warnings and errors (vLLM
-    logs every engine start at INFO)."""
+    """Environment for actors: the libraries' own log levels, unless ``--verbose`` or set by
+    the user. Their output lands in files either way; these keep the files to warnings and
+    errors (vLLM logs every engine start at INFO)."""
     if verbose():
         return {}
-    return {
+    quiet = {
         "VLLM_LOGGING_LEVEL": "WARNING",
         "TRANSFORMERS_VERBOSITY": "warning",
         "TQDM_DISABLE": "1",  # weight-loading bars of actors: nobody sees them in a file
     }
+    return {k: v for k, v in quiet.items() if k not in os.environ}  # the user's own win
 
 
 @contextlib.contextmanager

@@ -231,6 +231,7 @@ class VLLMEngine:
         logging.getLogger("vllm.engine.arg_utils").addFilter(_SEED_WARNING_FILTER)
         with scoped_env(engine_start_env(cfg, dict(os.environ))):
             self.engine = AsyncLLM.from_engine_args(args)
+        self.multimodal = multimodal
         self._version = 0
         self._ids = itertools.count()
 
@@ -278,6 +279,11 @@ class VLLMEngine:
         await self.engine.collective_rpc("reload_weights", kwargs={"weights_path": weights_dir})
         # Cached prefixes were computed with the old weights.
         await self.engine.reset_prefix_cache()
+        if self.multimodal:
+            # So were the image encodings; and the front end's record of which images the
+            # engine holds must be dropped with them, or the next request of a known image
+            # arrives without its pixels ("Encoder cache miss").
+            await self.engine.reset_mm_cache()
         self._version = version
 
     async def nccl_group_init(self, addr: str, port: int, rank_offset: int, world: int) -> None:

@@ -51,8 +51,11 @@ def test_verbose_shows_warnings_on_the_console_too(
 
 def test_actors_log_quietly_unless_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(VERBOSE_ENV, "0")
+    monkeypatch.delenv("VLLM_LOGGING_LEVEL", raising=False)
     env = quiet_worker_env()
     assert env["VLLM_LOGGING_LEVEL"] == "WARNING" and env["TQDM_DISABLE"] == "1"
+    monkeypatch.setenv("VLLM_LOGGING_LEVEL", "DEBUG")  # the user's own setting is kept
+    assert "VLLM_LOGGING_LEVEL" not in quiet_worker_env()
 
 
 def test_worker_logs_are_copied_into_the_run_folder(tmp_path: Path) -> None:
