@@ -280,9 +280,11 @@ class VLLMEngine:
         # Cached prefixes were computed with the old weights.
         await self.engine.reset_prefix_cache()
         if self.multimodal:
-            # So were the image encodings; and the front end's record of which images the
-            # engine holds must be dropped with them, or the next request of a known image
-            # arrives without its pixels ("Encoder cache miss").
+            # So were the image encodings. Drop them in the scheduler and the model runner
+            # together (the reload empties the runner's alone, and the scheduler then asks
+            # for an encoding it no longer has: "Encoder cache miss"), and the front end's
+            # record of the images the engine holds, so known images are sent again.
+            await self.engine.reset_encoder_cache()
             await self.engine.reset_mm_cache()
         self._version = version
 

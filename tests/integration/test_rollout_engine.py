@@ -176,3 +176,33 @@ def test_top_k_min_p_and_stop_strings_in_both_engines() -> None:
         assert (g.text, g.finish_reason) == (expected, "stop"), name
         assert len(g.token_ids) < len(greedy.token_ids)
     assert out["hf_stop"].token_ids == out["vllm_stop"].token_ids
+
+
+def test_vlm_serves_a_known_image_after_a_weight_reload() -> None:
+    """tiny-vlm with images: the same image before and after a reload of the weights (its
+    encoding is computed anew, not looked up in a cache the reload emptied)."""
+    import numpy as np
+    from PIL import Image
+
+    path = prepare("tiny-vlm")
+    tok = AutoTokenizer.from_pretrained(path)
+    content = [{"type": "image"}, {"type": "text", "text": "Which cards are shown?"}]
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+    )
+    pixels = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    request = GenerationRequest(prompt, image=Image.fromarray(pixels))
+
+    async def scenario():
+        engine = VLLMEngine(path, CFG, True)
+        try:
+            before = await engine.generate(request, GREEDY)
+            await engine.load_weights(1, str(path))
+            after = await engine.generate(request, GREEDY)
+            return before, after
+        finally:
+            engine.shutdown()
+
+    before, after = asyncio.run(scenario())
+    assert after.policy_version == 1
+    assert after.token_ids == before.token_ids  # the same weights, the same image
