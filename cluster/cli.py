@@ -299,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument(
         "--quick", action="store_true", help="the tiny model, 2 seeds, about 5 minutes"
     )
-    size.add_argument("--vl", action="store_true", help="GP-VL with the tiny VLM (image path)")
+    size.add_argument(
+        "--vl", action="store_true", help="GP-VL with the tiny VLM (image path), about 4 minutes"
+    )
     demo.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rl.updates=2")
     demo.add_argument(
         "--seeds", type=int, default=None, help="training seeds of the arms (= study.seeds=N)"
