@@ -125,9 +125,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from cluster.config import run_task
     from evaluation.report import compare_runs
 
-    tasks = {run_dir: _run_task(run_dir) for run_dir in args.run_dirs}
+    tasks = {run_dir: run_task(run_dir) for run_dir in args.run_dirs}
     for run_dir, task in tasks.items():
         print(f"{run_dir}: task {task}")
     if len(set(tasks.values())) > 1:
@@ -135,23 +136,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     written = compare_runs(args.run_dirs, args.out)
     print(f"comparison: {written['markdown']} (figure: {written.get('curves')})")
     return 0
-
-
-def _run_task(run_dir: str) -> str:
-    """The task a run folder played: its saved config, else its report's description."""
-    from pathlib import Path
-
-    from cluster.config import describe_task, find_saved_config, load_experiment
-
-    saved = find_saved_config(run_dir, levels=0)
-    if saved is not None:
-        try:
-            return describe_task(load_experiment(saved))
-        except ConfigError:  # e.g. a dataset task whose files stayed on another machine
-            pass
-    report = Path(run_dir) / "report.json"
-    meta = json.loads(report.read_text()) if report.is_file() else {}
-    return f"{meta.get('task', 'unknown')} {meta.get('task_config', '(no saved config)')}"
 
 
 def _cmd_config_show(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ configs it composes import no torch, ray or vllm, so configs load and validate a
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,19 @@ def describe_task(cfg: ExperimentConfig) -> str:
         if defaults is None or getattr(active, f.name) != getattr(defaults, f.name)
     ]
     return f"{cfg.task.family} ({', '.join(changed) or 'its defaults'})"
+
+
+def run_task(run_dir: str | Path) -> str:
+    """The task a run folder played: its saved config, else its report's description."""
+    saved = find_saved_config(run_dir, levels=0)
+    if saved is not None:
+        try:
+            return describe_task(load_experiment(saved))
+        except ConfigError:  # e.g. a dataset task whose files stayed on another machine
+            pass
+    report = Path(run_dir) / "report.json"
+    meta = json.loads(report.read_text()) if report.is_file() else {}
+    return f"{meta.get('task', 'unknown')} {meta.get('task_config', '(no saved config)')}"
 
 
 def load_for_model(

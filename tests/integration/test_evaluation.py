@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from cluster.ray_runtime import free_port
 from evaluation.flops import ComputeMeter
 from learner.assets import prepare
 
@@ -44,6 +45,7 @@ def test_eval_checkpoint_writes_report_and_compare(tmp_path: Path) -> None:
         "eval",
         str(ckpt),
         "rollout.max_new_tokens=24",  # dotted overrides follow the checkpoint
+        f"ray.dashboard_port={free_port()}",  # 8265 may be another run's on a shared machine
         "--config",
         str(ROOT / "configs/cpu/quick.yaml"),
         "--suite",

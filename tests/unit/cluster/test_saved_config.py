@@ -17,6 +17,7 @@ from cluster.config import (
     find_saved_config,
     load_experiment,
     load_for_model,
+    run_task,
     save_config,
 )
 
@@ -81,3 +82,17 @@ def test_config_show_prints_only_the_active_task(capsys: pytest.CaptureFixture[s
     assert main(["config", "show", str(ROOT / "configs/paper/virl-l.yaml")]) == 0
     out = capsys.readouterr().out
     assert "  virl:\n" in out and "generalpoints" not in out and "gymnasium" not in out
+
+
+def test_compare_names_each_runs_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "quick"
+    save_config(load_experiment(QUICK), run)
+    old = tmp_path / "old"  # a run from before configs were saved: its report says the task
+    old.mkdir()
+    (old / "report.json").write_text('{"task": "virl", "task_config": {"city": "new_york"}}')
+    assert run_task(run).startswith("generalpoints (num_cards=2")
+    assert run_task(old) == "virl {'city': 'new_york'}"
+    main(["compare", str(run), str(old), "--out", str(tmp_path / "cmp")])  # prints tasks first
+    out = capsys.readouterr().out
+    assert f"{run}: task generalpoints (num_cards=2" in out
+    assert "the runs play different tasks" in out
