@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from envs.generalpoints.cards import Card, GeneralPointsTask, make_task, parse_rank, rank_value
 from envs.generalpoints.config import GeneralPointsConfig, RewardTable
+from verifier.generalpoints_rules import Card, GeneralPointsTask, make_task, parse_rank, rank_value
 
 
 def test_defaults_are_the_papers():
@@ -56,10 +56,8 @@ def test_every_field_has_a_docstring():
     import ast
     import inspect
 
-    from envs.generalpoints import config as module
-
-    tree = ast.parse(inspect.getsource(module))
     for cls in (GeneralPointsConfig, RewardTable):
+        tree = ast.parse(inspect.getsource(inspect.getmodule(cls)))
         node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
         body = node.body
         documented = {

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envs.generalpoints.cards import Card, GeneralPointsTask, make_task
 from envs.generalpoints.config import GeneralPointsConfig, RewardTable
 from verifier.base import Verdict
 from verifier.generalpoints import CATEGORIES, GeneralPointsVerifier, normalize_formula
+from verifier.generalpoints_rules import Card, GeneralPointsTask, make_task
 
 TASK = make_task(["8", "3", "8", "3"])  # 10-rule, target 24
 FACE_TASK = GeneralPointsTask(

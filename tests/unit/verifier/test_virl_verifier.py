@@ -229,8 +229,8 @@ def test_parsing_is_linear_in_the_answer_length(prefix, unit):
 
 
 def test_public_helpers_enforce_the_verifier_cap():
-    from envs.virl.config import DEFAULT_MAX_RESPONSE_CHARS
     from verifier.virl import answer_start
+    from verifier.virl_rules import DEFAULT_MAX_RESPONSE_CHARS
 
     answer = '{"action": "forward()"}'
     late = " " * DEFAULT_MAX_RESPONSE_CHARS + answer
