@@ -26,7 +26,7 @@ import sys
 import yaml
 
 from cluster.jobs import ClusterUnreachable
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 
 DEMO_CONFIGS = {"demo": "demo.yaml", "quick": "quick.yaml", "vl": "demo-vl.yaml"}
 """`veriray demo` variants -> configs/cpu/ files (the README's first quickstart command)."""
@@ -131,7 +131,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_config_show(args: argparse.Namespace) -> int:
     from cluster.config import load_experiment
-    from cluster.typed_config import to_dict
+    from common.typed_config import to_dict
 
     cfg = load_experiment(args.config, args.overrides)
     print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
@@ -149,7 +149,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 
 def _cmd_config_explain(args: argparse.Namespace) -> int:
     from cluster.config import ExperimentConfig
-    from cluster.typed_config import explain
+    from common.typed_config import explain
 
     for name, tp, default, doc in explain(ExperimentConfig):
         print(f"{name}: {tp} = {default}")

@@ -33,7 +33,7 @@ from cluster.config import ExperimentConfig
 from cluster.metrics import MetricsLogger
 from cluster.ray_runtime import init_ray
 from cluster.stages import latest_checkpoint, sft_rows, start_control
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator, load_records
 from evaluation.flops import COMPUTE_FILE, ComputeMeter
 from evaluation.report import build_report, write_report

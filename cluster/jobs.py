@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster.paths import PROJECT_ROOT
 from cluster.ray_auth import auth_headers
+from common.paths import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 

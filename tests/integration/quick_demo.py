@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cluster.ray_runtime import free_port
+from common.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_S = 900

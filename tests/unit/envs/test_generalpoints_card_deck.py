@@ -207,7 +207,7 @@ def test_empty_and_undecodable_files_are_errors_naming_them(deck: Path) -> None:
 
 def test_experiment_config_error_names_the_dotted_field(tmp_path: Path) -> None:
     from cluster.config import ExperimentConfig
-    from cluster.typed_config import ConfigError, from_dict
+    from common.typed_config import ConfigError, from_dict
 
     data = {"task": {"generalpoints": {"card_images": str(tmp_path / "none")}}}
     with pytest.raises(ConfigError, match=r"^task\.generalpoints\.card_images: "):

@@ -86,7 +86,7 @@ def test_dict_round_trip_and_unknown_keys():
 def test_an_experiment_that_still_sets_stack_penalties_fails_naming_it():
     # The removed option is refused where configs are read (the experiment YAML), with why.
     from cluster.config import ExperimentConfig
-    from cluster.typed_config import load
+    from common.typed_config import load
 
     quick = Path(__file__).resolve().parents[3] / "configs" / "cpu" / "quick.yaml"
     with pytest.raises(ValueError, match=r"task\.generalpoints\.stack_penalties: removed: .*study"):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from learner.config import ADVANTAGE_NAMES, POLICY_LOSS_NAMES, LearnerConfig, PPOConfig
 from learner.schedule import lr_multiplier
 
