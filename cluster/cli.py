@@ -112,7 +112,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         overrides.append(f"evaluation.viter_sweep={json.dumps(args.viter_sweep)}")
     cfg = load_experiment(args.config, overrides)
     out = Path(args.out) if args.out else cfg.run_dir.parent / f"eval-{Path(args.checkpoint).name}"
-    from evaluation.run import evaluate_checkpoint
+    from cluster.evaluate import evaluate_checkpoint
 
     report = evaluate_checkpoint(cfg, args.checkpoint, out, stage=args.stage)
     for suite, m in report["suites"].items():
