@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from envs.generalpoints.config import GeneralPointsConfig, RewardTable
-from verifier.generalpoints_rules import Card, GeneralPointsTask, make_task, parse_rank, rank_value
+from envs.generalpoints.config import GeneralPointsConfig
+from verifier.generalpoints_rules import (
+    Card,
+    GeneralPointsTask,
+    RewardTable,
+    make_task,
+    parse_rank,
+    rank_value,
+)
 
 
 def test_defaults_are_the_papers():
