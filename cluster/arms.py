@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from cluster.checkpoints import checkpoint_update
 from cluster.config import ExperimentConfig
+from cluster.refill import play_with_refills
 from cluster.stages import latest_checkpoint, rl_specs, save_rl_checkpoint
 from evaluation.flops import ComputeMeter, turn_tokens
 from verifier.base import VERIFIER_ERROR_FIELD
@@ -87,7 +88,19 @@ def rl_arm(
 
     def play(u: int) -> tuple[list[Any], float]:  # episodes + the generation's own seconds
         t0 = time.perf_counter()
-        return fleet.play(rl_specs(cfg, u), buffer, desired), time.perf_counter() - t0
+        ppo, specs = cfg.learner.ppo, rl_specs(cfg, u)
+        if not ppo.dynamic_sampling:
+            return fleet.play(specs, buffer, desired), time.perf_counter() - t0
+        # Dynamic sampling: extra rounds of fresh groups until enough are informative.
+        run = lambda part: fleet.play(part, buffer, desired)  # noqa: E731
+        episodes = play_with_refills(
+            run,
+            specs,
+            ppo.dynamic_sampling_max_refills,
+            ppo.truncated_response,
+            ppo.truncated_penalty,
+        )
+        return episodes, time.perf_counter() - t0
 
     pool = ThreadPoolExecutor(max_workers=1)  # async mode: the next batch plays while training
     pending = pool.submit(play, start)
@@ -106,10 +119,17 @@ def rl_arm(
             step_t["timing/rollout_play"] = round(play_s, 3)
             if cfg.rl.mode == "async" and u < cfg.rl.updates:
                 pending = pool.submit(play, u)
+            colocated = cfg.rollout.enable_sleep_mode  # engines and learner share the GPUs
+            if colocated:
+                with step_t("engine_sleep"):
+                    fleet.sleep()
             with step_t("train"):
                 m = group.train_from_buffer(
                     buffer, len(episodes), cfg.rl.consume_timeout_s, image_dir, f"update-{u}"
                 )
+            if colocated:
+                with step_t("engine_wake"):
+                    fleet.wake_up()
             meter.add_inference_tokens(sum(turn_tokens(e.turns) for e in episodes))
             meter.add_training_tokens(int(m.get("learner/tokens", 0)))
             meter.add_forward_tokens(int(m.get("learner/forward_tokens", 0)))
@@ -118,6 +138,7 @@ def rl_arm(
             if cfg.rl.mode == "on_policy" and u < cfg.rl.updates:
                 pending = pool.submit(play, u)
             m |= rollout_summary(episodes) | fleet.stats() | ray.get(buffer.stats.remote())
+            m["rollout/refill_episodes"] = float(len(episodes) - cfg.rl.episodes_per_update)
             if ev.cfg.due(u, last=u == cfg.rl.updates):
                 with step_t("eval"):
                     m |= ev.log_metrics(ev.run("rl", u, meter, seed=seed))

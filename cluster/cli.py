@@ -25,6 +25,7 @@ import sys
 
 import yaml
 
+from cluster.job_python import NoUsablePython
 from cluster.jobs import ClusterUnreachable
 from common.typed_config import ConfigError
 
@@ -198,7 +199,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
     load_experiment(args.config, args.overrides)  # a bad config fails here, not on the cluster
     target = _target(args)
-    job_id = submit(target, args.config, args.overrides)
+    job_id = submit(target, args.config, args.overrides, python=args.python)
     print(f"submitted {job_id} to {target.url} (dashboard: {target.url}/#/jobs/{job_id})")
     if not args.wait:
         return 0
@@ -353,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_args(sub_job)
     sub_job.add_argument("--wait", action="store_true", help="wait for the job and print logs")
     sub_job.add_argument("--timeout", type=float, default=3600.0, help="seconds to --wait")
+    sub_job.add_argument(
+        "--python",
+        default=None,
+        help="the head node's Python to run the job on (default: the one Ray runs on, else "
+        "python on the head node's PATH, whichever has veriray's stack)",
+    )
     sub_job.set_defaults(fn=_cmd_submit)
     stat = sub.add_parser("status", help="veriray jobs on a Ray cluster")
     cluster_args(stat)
@@ -372,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"veriray: config error: {err}", file=sys.stderr)
         return 2
-    except ClusterUnreachable as err:
+    except (ClusterUnreachable, NoUsablePython) as err:
         print(f"veriray: {err}", file=sys.stderr)
         return 3
     except (KeyError, FileNotFoundError) as err:

@@ -94,9 +94,21 @@ class ExperimentConfig:
             "must be 0 with rl.mode on_policy (strict on-policy PPO); use rl.mode async",
         )
         check(
+            self.rl.mode == "on_policy" or not self.rollout.enable_sleep_mode,
+            "rollout.enable_sleep_mode",
+            "colocated engines sleep while the learner trains, so the next batch cannot play "
+            "meanwhile: use rl.mode on_policy",
+        )
+        check(
             self.rl.mode == "on_policy" or self.buffer.max_staleness >= 1,
             "buffer.max_staleness",
             "must be >= 1 with rl.mode async (the next batch is generated while training)",
+        )
+        check(
+            not self.learner.ppo.dynamic_sampling or self.rl.samples_per_task > 1,
+            "learner.ppo.dynamic_sampling",
+            "needs rl.samples_per_task > 1: it drops groups of equal rewards, and a group of "
+            "one is never informative",
         )
         check(
             not (self.sft.enabled and self.sft.branch_compute == "match_rl") or self.rl.enabled,

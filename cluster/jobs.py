@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cluster.job_python import choose_python, parse_report, preflight_entrypoint
 from cluster.ray_auth import auth_headers
 from common.paths import PROJECT_ROOT
 
@@ -45,6 +46,8 @@ TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 NO_AGENT_ANSWER = "No available agent"
 AGENT_WAIT_S = 120.0
 AGENT_RETRY_PAUSE_S = 2.0
+# The preflight job (a few shell lines) ends in seconds once the cluster has started it.
+PREFLIGHT_TIMEOUT_S = 300.0
 
 
 class ClusterUnreachable(RuntimeError):
@@ -98,9 +101,16 @@ def submit(
     overrides: list[str],
     working_dir: Path = PROJECT_ROOT,
     pip: list[str] | None = None,
+    python: str | None = None,
 ) -> str:
-    """Submit ``veriray run CONFIG overrides`` as a Ray job; return the job id."""
+    """Submit ``veriray run CONFIG overrides`` as a Ray job; return the job id.
+
+    The job runs on the head node's Python that has veriray's stack (``python``, else the one
+    Ray runs on, else PATH's), found by a preflight job first (cluster/job_python.py).
+    """
     client = _client(target)
+    interpreter = job_python(client, python)
+    print(f"job python: {interpreter}", flush=True)
     runtime_env: dict[str, Any] = {
         "working_dir": str(working_dir),
         "excludes": WORKING_DIR_EXCLUDES,
@@ -108,15 +118,29 @@ def submit(
     }
     if pip:
         runtime_env["pip"] = pip
-    return submit_when_agent_ready(client, job_entrypoint(config, overrides), runtime_env)
+    entrypoint = job_entrypoint(config, overrides, interpreter)
+    return submit_when_agent_ready(client, entrypoint, runtime_env)
 
 
-def job_entrypoint(config: str, overrides: list[str]) -> str:
+def job_python(client: Any, given: str | None = None) -> str:
+    """Run the preflight job through ``client`` and pick the Python the real job runs on
+    (NoUsablePython, naming every candidate, when none has the stack)."""
+    job_id = submit_when_agent_ready(client, preflight_entrypoint(given), {})
+    deadline = time.monotonic() + PREFLIGHT_TIMEOUT_S
+    while str(client.get_job_status(job_id).value) not in TERMINAL:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the preflight job {job_id} did not finish within {PREFLIGHT_TIMEOUT_S:.0f} s: "
+                "is the cluster starting jobs? (see its dashboard)"
+            )
+        time.sleep(0.5)
+    return choose_python(parse_report(client.get_job_logs(job_id)), given)
+
+
+def job_entrypoint(config: str, overrides: list[str], python: str = "python") -> str:
     """The job's shell command. Quoted word by word (shlex.join): an override with spaces or
     shell characters (``data_dir=/my data``, ``a=$(x)``) reaches the run as one literal argument."""
-    return shlex.join(
-        ["python", "-m", "cluster.cli", "run", config, "ray.address=auto", *overrides]
-    )
+    return shlex.join([python, "-m", "cluster.cli", "run", config, "ray.address=auto", *overrides])
 
 
 def submit_when_agent_ready(

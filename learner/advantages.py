@@ -11,7 +11,17 @@ Estimators (``ADVANTAGE_ESTIMATORS[name](batch, params) -> (advantages, returns)
 * ``gae``  - GAE over turns with a critic (the study: gamma 0.9, lambda 0.95), then whitened
   over the batch as the reference PPO code does;
 * ``grpo`` - per-turn discounted reward-to-go, minus the mean of its group, over the group std;
-* ``rloo`` - reward-to-go minus the mean of the *other* members of its group.
+* ``dr_grpo`` - reward-to-go minus the mean of its group, no std division (Dr. GRPO: the
+  std divide up-weights nearly solved and nearly unsolved groups; pair it with the
+  ``dr_grpo`` policy loss, which also drops the length normalisation);
+* ``rloo`` - reward-to-go minus the mean of the *other* members of its group;
+* ``reinforce_pp`` - REINFORCE++: reward-to-go, no critic and no group baseline, whitened over
+  the whole batch (global normalisation: the batch mean is the baseline);
+* ``reinforce_pp_baseline`` - REINFORCE++ with a group baseline: reward-to-go minus its
+  group's mean, then whitened over the whole batch (not divided by each group's std).
+
+The turns of the whole batch reach an estimator at once (learner/group.py runs it over every
+rank's rows), so "batch" statistics are global, not per rank or micro-batch.
 
 Advantages carry no gradient: every function here runs under ``torch.no_grad``.
 """
@@ -225,3 +235,30 @@ def rloo_estimator(batch: AdvantageInput, params: AdvantageParams) -> tuple[Tens
     returns = discounted_returns(batch.rewards, batch.dones, params.gamma).to(batch.rewards)
     adv = group_baseline_advantages(returns, group_ids, normalize_std=False, leave_one_out=True)
     return adv, returns
+
+
+@register_advantage("dr_grpo")
+def dr_grpo_estimator(batch: AdvantageInput, params: AdvantageParams) -> tuple[Tensor, Tensor]:
+    """Reward-to-go minus its group's mean, never divided by the group std. Returns are G_t."""
+    group_ids = _require(batch, "group_ids", "dr_grpo")
+    returns = discounted_returns(batch.rewards, batch.dones, params.gamma).to(batch.rewards)
+    return group_baseline_advantages(returns, group_ids, normalize_std=False), returns
+
+
+@register_advantage("reinforce_pp")
+def reinforce_pp_estimator(batch: AdvantageInput, params: AdvantageParams) -> tuple[Tensor, Tensor]:
+    """REINFORCE++: reward-to-go whitened over the whole batch. Returns are G_t."""
+    returns = discounted_returns(batch.rewards, batch.dones, params.gamma).to(batch.rewards)
+    return whiten(returns), returns
+
+
+@register_advantage("reinforce_pp_baseline")
+def reinforce_pp_baseline_estimator(
+    batch: AdvantageInput, params: AdvantageParams
+) -> tuple[Tensor, Tensor]:
+    """REINFORCE++-baseline: reward-to-go minus its group's mean, then whitened over the
+    whole batch. Returns are G_t."""
+    group_ids = _require(batch, "group_ids", "reinforce_pp_baseline")
+    returns = discounted_returns(batch.rewards, batch.dones, params.gamma).to(batch.rewards)
+    centred = group_baseline_advantages(returns, group_ids, normalize_std=False)
+    return whiten(centred), returns

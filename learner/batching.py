@@ -260,9 +260,15 @@ def shard_indices(num_rows: int, cfg: LearnerConfig) -> list[list[tuple[int, flo
 
 
 def turn_advantages(
-    table: pa.Table, values: list[float] | None, cfg: LearnerConfig
+    table: pa.Table,
+    values: list[float] | None,
+    cfg: LearnerConfig,
+    rewards: list[float] | None = None,
 ) -> tuple[list[float], list[float]]:
     """(advantages, returns) per table row, from the configured estimator.
+
+    ``rewards`` (one per table row) replace the table's reward column: the rewards after
+    shaping (truncation penalty, KL to the reference in the reward). None = the column.
 
     Turns are ordered by (episode_id, turn_index) so that GAE runs over each episode's turns in
     play order; the last turn of each episode in the batch is terminal even if the episode's
@@ -272,7 +278,10 @@ def turn_advantages(
     eps = table.column("episode_id").to_pylist()
     turns = table.column("turn_index").to_pylist()
     order = sorted(range(len(eps)), key=lambda i: (eps[i], turns[i]))
-    rewards = table.column("reward").to_pylist()
+    if rewards is None:
+        rewards = table.column("reward").to_pylist()
+    elif len(rewards) != table.num_rows:
+        raise ValueError(f"rewards: {len(rewards)} values for {table.num_rows} rows")
     done = table.column("done").to_pylist()
     groups = table.column("group_id").to_pylist()
     last = [k == len(order) - 1 or eps[order[k + 1]] != eps[i] for k, i in enumerate(order)]

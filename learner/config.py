@@ -7,24 +7,47 @@ from typing import Literal
 
 from common.typed_config import check
 
-# Names registered in learner/losses.py and learner/advantages.py. Listed here (not imported)
-# so that this module loads without torch; a unit test checks the lists match the registries.
-POLICY_LOSS_NAMES = ("ppo_turn", "ppo_token", "grpo")
-ADVANTAGE_NAMES = ("gae", "grpo", "rloo")
+# Names registered in learner/losses.py, learner/advantages.py, learner/aggregation.py,
+# learner/kl.py and learner/truncation.py. Listed here (not imported) so that this module loads
+# without torch; a unit test checks the lists match the registries.
+POLICY_LOSS_NAMES = ("ppo_turn", "ppo_token", "grpo", "dr_grpo")
+ADVANTAGE_NAMES = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline")
+LOSS_AGG_NAMES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
+KL_ESTIMATOR_NAMES = ("k1", "k2", "k3")
+TRUNCATION_NAMES = ("keep", "mask", "penalty")
 
 
 @dataclass
 class PPOConfig:
     """The RL update. Defaults are the study's turn-level PPO."""
 
-    policy_loss: Literal["ppo_turn", "ppo_token", "grpo"] = "ppo_turn"
-    """Policy loss by registry name: ppo_turn (the study), ppo_token, grpo (token-level)."""
-    advantage: Literal["gae", "grpo", "rloo"] = "gae"
-    """Advantage estimator by registry name: gae (needs the value head), grpo, rloo."""
+    policy_loss: Literal["ppo_turn", "ppo_token", "grpo", "dr_grpo"] = "ppo_turn"
+    """Policy loss by registry name: ppo_turn (the study: one ratio per turn), ppo_token
+    (token-mean), grpo (seq-mean-token-mean), dr_grpo (seq-mean-token-sum: no length
+    normalisation)."""
+    advantage: Literal[
+        "gae", "grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline"
+    ] = "gae"
+    """Advantage estimator by registry name: gae (needs the value head), grpo (group mean and
+    std), dr_grpo (group mean, no std division), rloo (leave-one-out mean), reinforce_pp
+    (REINFORCE++: returns whitened over the whole batch), reinforce_pp_baseline (group mean,
+    then whitened over the whole batch)."""
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] | None = None
+    """How per-token loss terms are reduced: token-mean (every token of the micro-batch
+    counts once), seq-mean-token-mean (every response counts once), seq-mean-token-sum (no
+    division by the response length). null = the policy loss's own (see policy_loss;
+    ppo_turn's ratio is per turn, so there it applies to the KL and entropy terms only)."""
     epochs: int = 4
     """Passes over each batch of turns (the study: 4)."""
     clip_eps: float = 0.1
-    """PPO ratio clip (the study: 0.1)."""
+    """PPO ratio clip (the study: 0.1); the default of both clip_eps_low and clip_eps_high."""
+    clip_eps_low: float | None = None
+    """Lower ratio clip: the ratio of a negative-advantage item is kept >= 1 - clip_eps_low.
+    null = clip_eps."""
+    clip_eps_high: float | None = None
+    """Upper ratio clip: the ratio of a positive-advantage item is kept <= 1 + clip_eps_high.
+    null = clip_eps. Larger than clip_eps_low is DAPO's clip-higher (e.g. 0.2 / 0.28): it lets
+    unlikely tokens with a positive advantage grow, which slows entropy collapse."""
     value_clip_eps: float = 0.2
     """Clip of the value update around the old values (in reward units)."""
     vf_coef: float = 0.5
@@ -38,7 +61,38 @@ class PPOConfig:
     whiten_advantages: bool = True
     """gae: normalise advantages over the whole batch (all ranks), as the reference PPO does."""
     kl_coef: float = 0.0
-    """KL to a reference model (the study: none; > 0 is not supported by the learner yet)."""
+    """Weight of the KL to the reference model (the study: none). > 0 keeps a frozen copy of
+    the RL stage's initial policy on every learner rank (its memory once more, no optimizer
+    state) and scores each batch's responses with it."""
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    """Per-token estimator of KL(pi || pi_ref) from x = log pi - log pi_ref: k1 = x
+    (unbiased, can be negative), k2 = x^2 / 2 (low variance), k3 = exp(-x) + x - 1 (unbiased,
+    >= 0; GRPO's). kl_mode reward usually takes k1."""
+    kl_mode: Literal["loss", "reward"] = "loss"
+    """Where the KL goes: loss (kl_coef x the aggregated per-token KL is added to the policy
+    loss, differentiated) or reward (each turn's reward loses kl_coef x its response's summed
+    KL under the learner's policy before the advantages are computed)."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus: the loss loses entropy_coef x the policy's entropy over
+    the response tokens (aggregated like the loss). The entropy is logged
+    (learner/entropy) whatever this is; 0 = logged, not trained."""
+    dynamic_sampling: bool = False
+    """Drop the groups (episodes sharing a group_id) whose episode returns are all equal
+    (after the truncated_response handling, before any KL): their group-relative advantages
+    are all zero, so they only dilute the batch (DAPO). The RL
+    stage then plays more groups to refill the batch (dynamic_sampling_max_refills). Needs
+    rl.samples_per_task > 1 (a group of one is never informative). Meant for the group
+    baselines (grpo, dr_grpo, rloo, reinforce_pp_baseline)."""
+    dynamic_sampling_max_refills: int = 3
+    """With dynamic_sampling: how many extra rounds of episodes the RL stage plays at most
+    to get the batch back to rl.episodes_per_update informative episodes before it trains on
+    what it has."""
+    truncated_response: Literal["keep", "mask", "penalty"] = "keep"
+    """A response cut by the token limit (the engine's finish_reason "length"): keep (train
+    on it like any other), mask (out of the loss: no policy or value gradient; its reward still
+    counts in its group's baseline) or penalty (its reward gets truncated_penalty added)."""
+    truncated_penalty: float = -1.0
+    """With truncated_response penalty: added to the reward of a truncated turn (<= 0)."""
     is_clip: float | None = 2.0
     """Truncation C of importance weights pi_old / mu for stale data; null = no correction."""
     temperature: float = 0.2
@@ -48,12 +102,26 @@ class PPOConfig:
     def __post_init__(self) -> None:
         check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         check(0 < self.clip_eps < 1, "clip_eps", f"must be in (0, 1), got {self.clip_eps}")
+        low, high = self.clip_eps_low, self.clip_eps_high
+        check(low is None or 0 < low < 1, "clip_eps_low", f"must be in (0, 1) or null, got {low}")
+        check(high is None or high > 0, "clip_eps_high", f"must be > 0 or null, got {high}")
         check(self.value_clip_eps > 0, "value_clip_eps", "must be > 0")
         check(self.vf_coef >= 0, "vf_coef", "must be >= 0")
         check(0 <= self.gamma <= 1, "gamma", f"must be in [0, 1], got {self.gamma}")
         check(0 <= self.lam <= 1, "lam", f"must be in [0, 1], got {self.lam}")
         check(self.thought_coef >= 0, "thought_coef", "must be >= 0")
-        check(self.kl_coef == 0, "kl_coef", "a reference model is not wired yet; use 0")
+        check(self.kl_coef >= 0, "kl_coef", f"must be >= 0, got {self.kl_coef}")
+        check(self.entropy_coef >= 0, "entropy_coef", f"must be >= 0, got {self.entropy_coef}")
+        check(
+            self.dynamic_sampling_max_refills >= 0,
+            "dynamic_sampling_max_refills",
+            f"must be >= 0, got {self.dynamic_sampling_max_refills}",
+        )
+        check(
+            self.truncated_penalty <= 0,
+            "truncated_penalty",
+            f"must be <= 0 (a penalty), got {self.truncated_penalty}",
+        )
         check(self.is_clip is None or self.is_clip >= 1, "is_clip", "must be >= 1 or null")
         check(self.temperature > 0, "temperature", "must be > 0")
 
@@ -95,6 +163,12 @@ class LearnerConfig:
     """Global gradient-norm clip (0 = off)."""
     micro_batch_size: int = 4
     """Sequences per rank per forward/backward."""
+    gradient_checkpointing: bool = False
+    """Keep only each decoder layer's input during the forward and recompute the rest in the
+    backward (policy and separate critic): activation memory drops from every layer's
+    intermediates to one layer's, for about a third more compute. Needed for long V-IRL
+    conversations with large models. With share_prefixes the prefix is still computed once,
+    but attention uses the ancestor mask instead of skipping the masked pairs."""
     share_prefixes: bool = True
     """Compute a token prefix once for all rows of a micro-batch that share it: the rows are
     packed as a prefix tree (learner/prefix_tree.py), each row's attention exactly what it

@@ -6,7 +6,9 @@ ranks computed, and averages the ranks' metrics. Ranks never talk to the control
 
 PPO update (``train_ppo``), two collective phases:
   1. ppo_prepare: each rank computes old log-probs and old values of its rows (no grad);
-  2. the group computes advantages/returns over the whole batch (whitened over all ranks);
+  2. the group computes advantages/returns over the whole batch (whitened over all ranks),
+     from rewards shaped by the truncation handling and, with the KL in the reward, by each
+     turn's KL to the reference model (the ranks' ppo_reward_kl);
   3. ppo_update: each rank runs ppo.epochs passes of micro-batches; the all-reduce keeps
      the replicas identical.
 """
@@ -25,7 +27,9 @@ from common.placement import RoleSpec, in_bundle, reserve
 from common.placement_config import PlacementConfig
 from learner.batching import TrainRow, shard_indices, turn_advantages
 from learner.config import LearnerConfig
+from learner.dynamic_sampling import informative_rows
 from learner.rank import LearnerRank
+from learner.truncation import shape_rewards, truncated_flags
 
 # Building a DeepSpeed engine loads the model and joins the process group: slow on CPU.
 SETUP_TIMEOUT_S = 600
@@ -97,29 +101,57 @@ class LearnerGroup:
     # ------------------------------------------------------------------ training
 
     def train_ppo(self, table: pa.Table, image_dir: str | None = None) -> dict[str, float]:
-        """One PPO update on a batch of turns (TRAJECTORY_SCHEMA rows, whole episodes)."""
+        """One PPO update on a batch of turns (TRAJECTORY_SCHEMA rows, whole episodes).
+
+        Before the update: truncated responses are masked or penalised, dynamic sampling
+        drops the groups of equal returns (after that handling), and with the KL in the
+        reward each turn's reward loses kl_coef x its response's KL to the reference."""
+        ppo, pre = self.cfg.ppo, {}
+        reasons = table.column("finish_reason").to_pylist()
+        shaped, loss_weight = shape_rewards(
+            table.column("reward").to_pylist(),
+            reasons,
+            ppo.truncated_response,
+            ppo.truncated_penalty,
+        )
+        if ppo.dynamic_sampling:
+            keep, ds = informative_rows(
+                table.column("group_id").to_pylist(), table.column("episode_id").to_pylist(), shaped
+            )
+            if len(keep) < table.num_rows:
+                table = table.take(keep)
+                reasons = [reasons[i] for i in keep]
+                shaped, loss_weight = [shaped[i] for i in keep], [loss_weight[i] for i in keep]
+            pre |= {f"learner/{k}": v for k, v in ds.items()}
+        pre["learner/truncated_frac"] = float(truncated_flags(reasons).double().mean())
         shards = shard_indices(table.num_rows, self.cfg)
         values_per_rank = self.call(
             "ppo_prepare",
-            [(table.take([i for i, _ in s]), [w for _, w in s], image_dir) for s in shards],
+            [
+                (table.take([i for i, _ in s]), [w * loss_weight[i] for i, w in s], image_dir)
+                for s in shards
+            ],
         )
-        values: list[float] = [0.0] * table.num_rows
-        for shard, vals in zip(shards, values_per_rank, strict=True):
-            for (i, w), v in zip(shard, vals, strict=True):
-                if w > 0:
-                    values[i] = v
+        values = _merge_rows(shards, values_per_rank, table.num_rows, 0.0)
+        rewards = shaped
+        if ppo.kl_coef > 0 and ppo.kl_mode == "reward":
+            kl = _merge_rows(shards, self.call("ppo_reward_kl"), table.num_rows, (0.0, 0))
+            rewards = [r - ppo.kl_coef * k for r, (k, _) in zip(rewards, kl, strict=True)]
+            tokens = max(1, sum(n for _, n in kl))
+            pre["learner/kl_ref"] = sum(k for k, _ in kl) / tokens  # per token, as in the loss
+            pre["learner/kl_reward_penalty"] = ppo.kl_coef * sum(k for k, _ in kl) / len(kl)
         critic = self.cfg.critic != "none"
-        adv, ret = turn_advantages(table, values if critic else None, self.cfg)
+        adv, ret = turn_advantages(table, values if critic else None, self.cfg, rewards)
         metrics = merge_metrics(
             self.call(
                 "ppo_update",
                 [([adv[i] for i, _ in s], [ret[i] for i, _ in s], table.num_rows) for s in shards],
             )
         )
-        rewards = table.column("reward").to_pylist()
-        metrics["learner/batch_reward_mean"] = sum(rewards) / len(rewards)
+        raw_rewards = table.column("reward").to_pylist()
+        metrics["learner/batch_reward_mean"] = sum(raw_rewards) / len(raw_rewards)
         metrics["learner/advantage_abs_mean"] = sum(abs(a) for a in adv) / len(adv)
-        return metrics
+        return metrics | pre
 
     def train_from_buffer(
         self,
@@ -188,6 +220,19 @@ class LearnerGroup:
         for r in self.ranks:
             ray.kill(r)
         remove_placement_group(self.pg)
+
+
+def _merge_rows(
+    shards: list[list[tuple[int, float]]], per_rank: list[list[Any]], num_rows: int, fill: Any
+) -> list[Any]:
+    """Per table row, the value its rank returned for it: each row's one real (weight > 0)
+    place in the shards; the weight-0 repeats that pad a rank are skipped."""
+    out = [fill] * num_rows
+    for shard, vals in zip(shards, per_rank, strict=True):
+        for (i, w), v in zip(shard, vals, strict=True):
+            if w > 0:
+                out[i] = v
+    return out
 
 
 def _get_all(refs: list[Any], method: str, timeout_s: float) -> list[Any]:

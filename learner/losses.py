@@ -9,14 +9,27 @@ The study's action is the whole response (turn-level PPO). Its log-prob is
 
 with thought_coef = 0.5; `learner.action_span` finds which tokens are which.
 
-Three policies, one interface (``POLICY_LOSSES[name](batch, params) -> (loss, metrics)``):
+Four policies, one interface (``POLICY_LOSSES[name](batch, params) -> (loss, metrics)``):
 
 * ``ppo_turn``  - the study: one ratio per turn from the sequence log-prob above;
 * ``ppo_token`` - one ratio per token, loss averaged over all tokens of the micro-batch,
   each token weighted 1 (answer) or thought_coef (reasoning);
 * ``grpo``      - one ratio per token, averaged within each sequence then over sequences
   (DeepSeekMath's GRPO), same token weights. Pair it with the ``grpo`` advantage estimator.
+* ``dr_grpo``   - one ratio per token, summed within each sequence then averaged over
+  sequences: no length normalisation (Dr. GRPO). Pair it with the ``dr_grpo`` advantage
+  estimator (no std division).
   With thought_coef = 1 the token losses are their textbook forms.
+
+The token-level losses reduce their per-token terms with a loss aggregation
+(learner/aggregation.py); ``params.loss_agg`` overrides each one's own. The ratio clip may be
+asymmetric (``clip_eps`` below, ``clip_eps_high`` above: DAPO's clip-higher; a larger upper
+bound lets unlikely tokens with a positive advantage grow, which slows entropy collapse).
+
+Regularisers, added to every policy loss: ``kl_coef x`` the KL to the reference model
+(learner/kl.py) when the KL goes in the loss, and ``-entropy_coef x`` the aggregated entropy
+of the policy over the response tokens (learner/entropy.py). The entropy, when given, is
+always reported as a metric (``entropy``, token mean), whatever its coefficient.
 
 Stale data. Three policies are involved when rollouts lag the learner: the behaviour policy
 mu that sampled the data (an older weight version, and a different numeric engine), the
@@ -43,43 +56,18 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from learner.aggregation import LOSS_AGGREGATIONS, masked_mean
+from learner.kl import KLKind, kl_penalty, mean_token_kl
+
 LOG_RATIO_CLAMP = 20.0  # |log ratio| cap before exp: e^20 never occurs in healthy training,
 # but a sum over 512 tokens can reach e^100 after a bad step; inf would poison the gradient.
 IS_WEIGHT_CLIP = 2.0  # default truncation C of importance weights (TIS uses 2)
 
 Level = Literal["sequence", "token"]
-Reduction = Literal["mean", "token_mean", "seq_mean_token_mean"]
-KLKind = Literal["k1", "k2", "k3"]
-
-
-# --------------------------------------------------------------------------- reductions
-
-
-def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
-    """Mean of x where mask is True. x (B, T) float, mask (B, T) bool -> () or reduced dim."""
-    m = mask.to(x.dtype)
-    if dim is None:
-        return (x * m).sum() / m.sum().clamp(min=1.0)
-    return (x * m).sum(dim) / m.sum(dim).clamp(min=1.0)
 
 
 def _reduce_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     return x.mean() if mask is None else masked_mean(x, mask)
-
-
-def _reduce_seq_mean_token_mean(x: Tensor, mask: Tensor | None) -> Tensor:
-    if mask is None or x.dim() != 2:
-        raise ValueError("seq_mean_token_mean needs (B, T) values and a (B, T) mask")
-    return masked_mean(x, mask, dim=1).mean()
-
-
-# "mean" = plain mean over (B,) items; "token_mean" = one average over every token of the
-# micro-batch (long answers weigh more); "seq_mean_token_mean" = each sequence counts once.
-REDUCTIONS: dict[str, Callable[[Tensor, Tensor | None], Tensor]] = {
-    "mean": _reduce_mean,
-    "token_mean": _reduce_mean,
-    "seq_mean_token_mean": _reduce_seq_mean_token_mean,
-}
 
 
 def thought_weights(answer_mask: Tensor, reasoning_mask: Tensor, thought_coef: float) -> Tensor:
@@ -107,21 +95,27 @@ def sequence_logprob(
 
 
 def ppo_clip_objective(
-    logp_new: Tensor, logp_old: Tensor, advantages: Tensor, clip_eps: float
+    logp_new: Tensor,
+    logp_old: Tensor,
+    advantages: Tensor,
+    clip_eps: float,
+    clip_eps_high: float | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-item clipped PPO loss  -min(r A, clip(r, 1-eps, 1+eps) A),  r = exp(new - old).
+    """Per-item clipped PPO loss  -min(r A, clip(r, 1-eps, 1+eps_high) A),  r = exp(new - old).
 
+    eps_high = clip_eps_high, or clip_eps when None (the symmetric clip).
     logp_new (B,) or (B, T) float, logp_old same shape, advantages (B,) or same shape
     (a (B,) advantage is broadcast over tokens) -> (loss, ratio, clipped), all that shape;
     ``clipped`` is True where the clipped branch is active (its gradient is zero).
     """
+    high = clip_eps if clip_eps_high is None else clip_eps_high
     if advantages.dim() == 1 and logp_new.dim() == 2:
         advantages = advantages.unsqueeze(1)  # (B, 1): one advantage for every token of a turn
     log_ratio = (logp_new - logp_old.detach()).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
     ratio = log_ratio.exp()
     adv = advantages.detach()
     unclipped = -adv * ratio
-    clipped_loss = -adv * ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps)
+    clipped_loss = -adv * ratio.clamp(1.0 - clip_eps, 1.0 + high)
     loss = torch.maximum(unclipped, clipped_loss)
     return loss, ratio, clipped_loss > unclipped
 
@@ -151,14 +145,16 @@ def ppo_clip_loss(
     mask: Tensor | None = None,
     level: Level = "sequence",
     weights: Tensor | None = None,
-    reduction: Reduction | None = None,
+    reduction: str | None = None,
+    clip_eps_high: float | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Clipped PPO surrogate, reduced to a scalar loss.
 
     level "sequence": logp (B,) turn log-probs, advantages (B,), mask unused; plain mean.
-    level "token": logp (B, T), advantages (B,) or (B, T), mask (B, T) bool; reduction
-    "token_mean" (default) or "seq_mean_token_mean". ``weights``: importance weights from
-    `importance_weights`, (B,) or (B, T), multiplied in before the reduction.
+    level "token": logp (B, T), advantages (B,) or (B, T), mask (B, T) bool; ``reduction``
+    names a loss aggregation (learner/aggregation.py; default "token-mean"). ``weights``:
+    importance weights from `importance_weights`, (B,) or (B, T), multiplied in before the
+    reduction. ``clip_eps_high``: the upper clip (None = clip_eps).
     Metrics: clip_frac (share of items whose clipped branch is active), approx_kl (k3
     estimate of KL(pi_old || pi_new)), ratio_mean.
     """
@@ -167,9 +163,14 @@ def ppo_clip_loss(
     if level == "sequence" and logp_new.dim() != 1:
         raise ValueError(f"level='sequence' needs (B,) log-probs, got {tuple(logp_new.shape)}")
     item_mask = mask if level == "token" else None
-    reduce = REDUCTIONS[reduction or ("token_mean" if level == "token" else "mean")]
-    loss_items, ratio, clipped = ppo_clip_objective(logp_new, logp_old, advantages, clip_eps)
-    loss = reduce(apply_importance_weights(loss_items, weights), item_mask)
+    loss_items, ratio, clipped = ppo_clip_objective(
+        logp_new, logp_old, advantages, clip_eps, clip_eps_high
+    )
+    loss_items = apply_importance_weights(loss_items, weights)
+    if item_mask is None:
+        loss = loss_items.mean()
+    else:
+        loss = LOSS_AGGREGATIONS[reduction or "token-mean"](loss_items, item_mask)
     with torch.no_grad():
         log_ratio = (logp_new - logp_old).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
         metrics = {
@@ -208,7 +209,7 @@ def importance_weights(
     return w, metrics
 
 
-# --------------------------------------------------------------------------- value, entropy, KL
+# --------------------------------------------------------------------------- value
 
 
 def value_loss(
@@ -240,47 +241,6 @@ def value_loss(
     return loss, metrics
 
 
-def token_entropy(logits: Tensor) -> Tensor:
-    """Entropy of softmax(logits) per position: logits (..., V) -> (...).
-
-    H = logsumexp(l) - sum softmax(l) * l, which avoids log(0) for tiny probabilities.
-    """
-    lf = logits.float()
-    return torch.logsumexp(lf, dim=-1) - (lf.softmax(-1) * lf).sum(-1)
-
-
-def entropy_from_logits(logits: Tensor, mask: Tensor) -> Tensor:
-    """Mean token entropy over the response: logits (B, T, V), mask (B, T) bool -> ().
-
-    Builds a (B, T, V) softmax; chunk over B for large vocabularies.
-    """
-    return masked_mean(token_entropy(logits), mask)
-
-
-def _kl_k1(log_ratio: Tensor) -> Tensor:
-    return log_ratio
-
-
-def _kl_k2(log_ratio: Tensor) -> Tensor:
-    return 0.5 * log_ratio.square()
-
-
-def _kl_k3(log_ratio: Tensor) -> Tensor:
-    neg = (-log_ratio).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)  # ref - logp
-    return neg.exp() - neg - 1.0
-
-
-# Estimators of KL(pi || pi_ref) from x = log pi - log pi_ref at tokens sampled from pi
-# (Schulman, "Approximating KL divergence"): k1 unbiased, can be negative; k2 biased, low
-# variance; k3 = exp(-x) + x - 1, unbiased and always >= 0 (GRPO's choice).
-KL_ESTIMATORS: dict[str, Callable[[Tensor], Tensor]] = {"k1": _kl_k1, "k2": _kl_k2, "k3": _kl_k3}
-
-
-def kl_penalty(logp: Tensor, ref_logp: Tensor, mask: Tensor, kind: KLKind = "k3") -> Tensor:
-    """Masked mean KL estimate to a reference model: logp, ref_logp (B, T), mask (B, T) -> ()."""
-    return masked_mean(KL_ESTIMATORS[kind](logp - ref_logp.detach()), mask)
-
-
 # --------------------------------------------------------------------------- policy losses
 
 
@@ -295,16 +255,21 @@ class PolicyLossInput:
     reasoning_mask: Tensor  # (B, T) bool, True = reasoning token before the answer
     behaviour_logp: Tensor | None = None  # (B, T) float, rollout engine's log p; None = fresh
     ref_logp: Tensor | None = None  # (B, T) float, reference model's log p (for kl_coef > 0)
+    entropy: Tensor | None = None  # (B, T) float, policy entropy at each response position
+    # (with its graph when entropy_coef > 0); None = not computed, no entropy metric
 
 
 @dataclass(frozen=True)
 class PolicyLossParams:
     """Settings shared by the policy losses."""
 
-    clip_eps: float = 0.1  # PPO ratio clip (the study: 0.1)
+    clip_eps: float = 0.1  # PPO ratio clip, lower side 1 - eps (the study: 0.1, symmetric)
+    clip_eps_high: float | None = None  # upper side 1 + eps_high; None = clip_eps
     thought_coef: float = 0.5  # weight of reasoning tokens (the study: 0.5)
-    kl_coef: float = 0.0  # weight of the KL to the reference model (the study: none)
-    kl_kind: KLKind = "k3"
+    kl_coef: float = 0.0  # weight of the KL to the reference model in the loss (the study: none)
+    kl_estimator: KLKind = "k3"  # per-token KL estimator (learner/kl.py)
+    entropy_coef: float = 0.0  # weight of the entropy bonus (subtracted from the loss)
+    loss_agg: str | None = None  # loss aggregation by name; None = the policy loss's own
     is_clip: float | None = IS_WEIGHT_CLIP  # truncation C of importance weights; None = no
     # correction even when behaviour log-probs are present
 
@@ -325,25 +290,39 @@ def register_policy_loss(name: str) -> Callable[[PolicyLossFn], PolicyLossFn]:
     return wrap
 
 
-def _add_kl(
+def add_regularisers(
     loss: Tensor,
     metrics: dict[str, Tensor],
     batch: PolicyLossInput,
     params: PolicyLossParams,
-    mask: Tensor,
+    agg: str,
 ) -> Tensor:
-    if params.kl_coef == 0.0:
-        return loss
-    if batch.ref_logp is None:
-        raise ValueError("PolicyLossInput.ref_logp: required when kl_coef > 0")
-    kl = kl_penalty(batch.logp, batch.ref_logp, mask, params.kl_kind)
-    metrics["kl_ref"] = kl.detach()
-    return loss + params.kl_coef * kl
+    """loss + kl_coef x KL(pi || ref) - entropy_coef x H, both aggregated by ``agg`` over
+    the response tokens; the entropy metric (token mean) whenever the entropy is given."""
+    mask = batch.answer_mask | batch.reasoning_mask  # (B, T) response tokens
+    if params.kl_coef != 0.0:
+        if batch.ref_logp is None:
+            raise ValueError("PolicyLossInput.ref_logp: required when kl_coef > 0")
+        kl = kl_penalty(batch.logp, batch.ref_logp, mask, params.kl_estimator, agg)
+        # The metric is the per-token mean whatever the aggregation, comparable across losses
+        # and with the reward-side KL's.
+        metrics["kl_ref"] = mean_token_kl(
+            batch.logp.detach(), batch.ref_logp, mask, params.kl_estimator
+        )
+        loss = loss + params.kl_coef * kl
+    if batch.entropy is not None:
+        metrics["entropy"] = masked_mean(batch.entropy.detach(), mask)
+        if params.entropy_coef != 0.0:
+            loss = loss - params.entropy_coef * LOSS_AGGREGATIONS[agg](batch.entropy, mask)
+    elif params.entropy_coef != 0.0:
+        raise ValueError("PolicyLossInput.entropy: required when entropy_coef > 0")
+    return loss
 
 
 def _token_level_loss(
-    batch: PolicyLossInput, params: PolicyLossParams, reduction: Reduction
+    batch: PolicyLossInput, params: PolicyLossParams, default_agg: str
 ) -> tuple[Tensor, dict[str, Tensor]]:
+    agg = params.loss_agg or default_agg
     mask = batch.answer_mask | batch.reasoning_mask  # (B, T) response tokens
     token_w = thought_weights(batch.answer_mask, batch.reasoning_mask, params.thought_coef)
     metrics: dict[str, Tensor] = {}
@@ -362,18 +341,19 @@ def _token_level_loss(
         mask=mask,
         level="token",
         weights=weights,
-        reduction=reduction,
+        reduction=agg,
+        clip_eps_high=params.clip_eps_high,
     )
     metrics.update(ppo_metrics)
-    return _add_kl(loss, metrics, batch, params, mask), metrics
+    return add_regularisers(loss, metrics, batch, params, agg), metrics
 
 
 @register_policy_loss("ppo_turn")
 def ppo_turn_loss(
     batch: PolicyLossInput, params: PolicyLossParams
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The study's turn-level PPO: one ratio per response from `sequence_logprob`."""
-    mask = batch.answer_mask | batch.reasoning_mask  # (B, T) response tokens, for the KL term
+    """The study's turn-level PPO: one ratio per response from `sequence_logprob`. One item
+    per turn, plain mean; ``loss_agg`` (default token-mean) applies to the KL and entropy."""
     token_w = thought_weights(batch.answer_mask, batch.reasoning_mask, params.thought_coef)
     token_w = token_w.to(batch.logp.dtype)
     new, old = (batch.logp * token_w).sum(-1), (batch.old_logp * token_w).sum(-1)  # (B,) each
@@ -384,10 +364,16 @@ def ppo_turn_loss(
         weights, is_metrics = importance_weights(old, behaviour, params.is_clip)
         metrics.update(is_metrics)
     loss, ppo_metrics = ppo_clip_loss(
-        new, old, batch.advantages, params.clip_eps, level="sequence", weights=weights
+        new,
+        old,
+        batch.advantages,
+        params.clip_eps,
+        level="sequence",
+        weights=weights,
+        clip_eps_high=params.clip_eps_high,
     )
     metrics.update(ppo_metrics)
-    return _add_kl(loss, metrics, batch, params, mask), metrics
+    return add_regularisers(loss, metrics, batch, params, params.loss_agg or "token-mean"), metrics
 
 
 @register_policy_loss("ppo_token")
@@ -395,10 +381,19 @@ def ppo_token_loss(
     batch: PolicyLossInput, params: PolicyLossParams
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Token-level PPO, averaged over every response token of the micro-batch."""
-    return _token_level_loss(batch, params, "token_mean")
+    return _token_level_loss(batch, params, "token-mean")
 
 
 @register_policy_loss("grpo")
 def grpo_loss(batch: PolicyLossInput, params: PolicyLossParams) -> tuple[Tensor, dict[str, Tensor]]:
     """GRPO: token-level clip, mean over each sequence's tokens, then over sequences."""
-    return _token_level_loss(batch, params, "seq_mean_token_mean")
+    return _token_level_loss(batch, params, "seq-mean-token-mean")
+
+
+@register_policy_loss("dr_grpo")
+def dr_grpo_loss(
+    batch: PolicyLossInput, params: PolicyLossParams
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Dr. GRPO: token-level clip, summed over each sequence's tokens (no 1/|o_i|), then
+    averaged over sequences."""
+    return _token_level_loss(batch, params, "seq-mean-token-sum")

@@ -5,7 +5,8 @@ lr schedule inside) and its progress counters. It knows nothing about the contro
 group (learner/group.py) hands it its shard of each batch and collects metrics. Every method
 that runs a forward/backward or gathers parameters is collective: the group calls it on all
 ranks with equally many micro-batches. Weight export, the NCCL weight broadcast and
-checkpoints live in learner/rank_state.py (a mixin of this class).
+checkpoints live in learner/rank_state.py (a mixin of this class); sampling and one-off checks
+for tests in learner/rank_tools.py (another).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from learner.models import PolicyWithValue, rows_image_inputs
 from learner.ppo import PPOTargets, forward_logprobs, ppo_loss, sft_loss
 from learner.prefix_tree import collate_shared, shared_prefix_order
 from learner.rank_state import RankStateMixin
+from learner.rank_tools import RankToolsMixin
+from learner.reference import load_reference, row_reward_kl
 from learner.schedule import lr_multiplier
 
 
@@ -41,7 +44,13 @@ def _right_align(parts: list[torch.Tensor], width: int) -> torch.Tensor:
     return out
 
 
-class LearnerRank(RankStateMixin):
+def _response_slice(logp: torch.Tensor, row: int, length: int) -> torch.Tensor:
+    """Row ``row``'s response log-probs (its last ``length`` positions: rows are right-aligned
+    in the batch's response window), float32 on the CPU."""
+    return logp[row, logp.shape[1] - length :].float().cpu()
+
+
+class LearnerRank(RankStateMixin, RankToolsMixin):
     """A DeepSpeed rank: ``setup`` joins the process group and builds the engine."""
 
     def __init__(self, rank: int, world_size: int, cfg: LearnerConfig) -> None:
@@ -50,6 +59,8 @@ class LearnerRank(RankStateMixin):
         self.world_size = world_size
         self.cfg = cfg
         self.engine: Any = None
+        self.ref_model: Any = None  # frozen reference policy (learner/reference.py), kl_coef > 0
+        self._model_path, self._dtype = "", torch.float32  # set in setup
         self.chat: Any = None  # tokenizer, or processor for VLMs (saved with the policy)
         self.tokenizer: Any = None
         self.counters = ckpt.Counters()
@@ -108,6 +119,8 @@ class LearnerRank(RankStateMixin):
             model_path, dtype, self.cfg.critic, self.cfg.value_head_hidden
         )
         model.autocast_bf16 = self.cfg.autocast_bf16
+        if self.cfg.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
         self._pack = self.cfg.share_prefixes and model.packable
         if model.multimodal:
             self.chat = AutoProcessor.from_pretrained(model_path)
@@ -125,6 +138,7 @@ class LearnerRank(RankStateMixin):
             config=deepspeed_config(self.cfg),
             lr_scheduler=schedule,
         )
+        self._model_path, self._dtype = model_path, dtype  # the reference loads from here
 
     @property
     def pad_id(self) -> int:
@@ -223,7 +237,8 @@ class LearnerRank(RankStateMixin):
     def ppo_prepare(
         self, table: pa.Table, weights: list[float], image_dir: str | None = None
     ) -> list[float]:
-        """Build this rank's rows; old log-probs and old values under the current weights.
+        """Build this rank's rows; old log-probs and old values under the current weights,
+        and the reference model's log-probs when there is a KL penalty.
 
         Returns the value of each row (the group runs GAE over whole episodes with them).
         """
@@ -231,24 +246,55 @@ class LearnerRank(RankStateMixin):
         images = rows_image_inputs(self.chat, rows, image_dir)
         old_values = [0.0] * len(rows)
         self._ppo = {"rows": rows, "images": images, "old_logp": None, "values": old_values}
-        self._ppo["forward_tokens"] = 0  # tokens of this no-grad pass (2ND on the meter)
-        if self._old_logp_is_own_forward(len(rows)):
+        self._ppo["ref_logp"] = None
+        self._ppo["forward_tokens"] = 0  # tokens of the no-grad passes (2ND on the meter)
+        ppo = self.cfg.ppo
+        if ppo.kl_coef > 0 and self.ref_model is None:
+            # Loaded on the first PPO batch, not in setup: SFT groups never pay for it, and a
+            # resumed run still gets the stage's starting weights, not the checkpoint's.
+            self.ref_model = load_reference(
+                self._model_path, self._dtype, self.cfg.autocast_bf16, self.engine.device
+            )
+        # The KL in the reward is taken under pi_old before the update: it needs the pass.
+        need_old = (ppo.kl_coef > 0 and ppo.kl_mode == "reward") or not (
+            self._old_logp_is_own_forward(len(rows))
+        )
+        if not need_old and self.ref_model is None:
             return old_values
         old_logp: list[torch.Tensor] = [torch.empty(0)] * len(rows)
+        ref_logp: list[torch.Tensor] = [torch.empty(0)] * len(rows)
         order, mb = self._row_order(rows, None), self.cfg.micro_batch_size
         with torch.no_grad():
             for s in range(0, len(order), mb):
                 idx = order[s : s + mb]
                 batch = self._collate([rows[i] for i in idx], [images[i] for i in idx])
-                logp, values = forward_logprobs(self.engine, batch, self.cfg.ppo.temperature)
-                self._ppo["forward_tokens"] += batch.processed_tokens
-                width = logp.shape[1]
-                vals = values.tolist() if values is not None else [0.0] * len(idx)
-                for k, i in enumerate(idx):
-                    old_logp[i] = logp[k, width - len(rows[i].response_ids) :].float().cpu()
-                    old_values[i] = float(vals[k])
-        self._ppo["old_logp"] = old_logp
+                if need_old:
+                    logp, values = forward_logprobs(self.engine, batch, ppo.temperature)
+                    self._ppo["forward_tokens"] += batch.processed_tokens
+                    vals = values.tolist() if values is not None else [0.0] * len(idx)
+                    for k, i in enumerate(idx):
+                        old_logp[i] = _response_slice(logp, k, len(rows[i].response_ids))
+                        old_values[i] = float(vals[k])
+                if self.ref_model is not None:
+                    ref, _ = forward_logprobs(self.ref_model, batch, ppo.temperature, False)
+                    self._ppo["forward_tokens"] += batch.processed_tokens
+                    for k, i in enumerate(idx):
+                        ref_logp[i] = _response_slice(ref, k, len(rows[i].response_ids))
+        self._ppo["old_logp"] = old_logp if need_old else None
+        self._ppo["ref_logp"] = ref_logp if self.ref_model is not None else None
         return old_values
+
+    def ppo_reward_kl(self) -> list[tuple[float, int]]:
+        """Per prepared row (summed KL(pi_old || pi_ref) estimate over its response tokens,
+        their count): the KL that goes into the reward (ppo.kl_mode reward)."""
+        old, ref = self._ppo["old_logp"], self._ppo["ref_logp"]
+        if old is None or ref is None:
+            raise RuntimeError("ppo_reward_kl: needs ppo_prepare with kl_coef > 0")
+        kind = self.cfg.ppo.kl_estimator
+        return [
+            row_reward_kl(o, r, [a or b for a, b in zip(row.answer_mask, row.reasoning_mask)], kind)
+            for o, r, row in zip(old, ref, self._ppo["rows"], strict=True)
+        ]
 
     def _old_logp_is_own_forward(self, num_rows: int) -> bool:
         """Whether the update's own forward (detached) is pi_old exactly: one epoch, at most
@@ -312,35 +358,15 @@ class LearnerRank(RankStateMixin):
         self, idx: list[int], adv: list[float], returns: list[float], width: int
     ) -> PPOTargets:
         device = self.engine.device
-        old = self._ppo["old_logp"]
+        old, ref = self._ppo["old_logp"], self._ppo["ref_logp"]
+        kl_in_loss = ref is not None and self.cfg.ppo.kl_mode == "loss"
         return PPOTargets(
             old_logp=None if old is None else _right_align([old[i] for i in idx], width).to(device),
+            ref_logp=_right_align([ref[i] for i in idx], width).to(device) if kl_in_loss else None,
             old_values=torch.tensor([self._ppo["values"][i] for i in idx], device=device),
             advantages=torch.tensor([adv[i] for i in idx], device=device),
             returns=torch.tensor([returns[i] for i in idx], device=device),
         )
-
-    def sft_gradients(self, rows: list[TrainRow], share_prefixes: bool) -> dict[str, Any]:
-        """The SFT loss of one micro-batch and every parameter's full gradient, without an
-        optimizer step (the gradients are cleared after): a check that shared-prefix packing
-        is exact on this rank's engine (ZeRO-3 shards included). Collective under ZeRO-3."""
-        from deepspeed.utils import safe_get_full_grad
-
-        pack, self._pack = self._pack, share_prefixes and self._pack
-        try:
-            self.engine.train()
-            batch = self._collate(rows, [None] * len(rows))
-            loss, _ = sft_loss(self.engine, batch)
-            self.engine.backward(loss)
-            grads = {
-                name: safe_get_full_grad(p).detach().float().cpu().clone()
-                for name, p in self.engine.module.named_parameters()
-                if p.requires_grad
-            }
-            self.engine.optimizer.zero_grad()
-        finally:
-            self._pack = pack
-        return {"loss": float(loss.detach()), "tokens": batch.processed_tokens, "grads": grads}
 
     def score(
         self, rows: list[TrainRow], temperature: float = 1.0, image_dir: str | None = None
@@ -365,36 +391,3 @@ class LearnerRank(RankStateMixin):
                     # Rows are right-aligned in the batch's response window.
                     out.append(logp[i, logp.shape[1] - t :].tolist())
         return out
-
-    # ------------------------------------------------------------------ generation (tests)
-
-    def sample(
-        self, prompt_ids: list[int], n: int, max_new_tokens: int, temperature: float, seed: int
-    ) -> list[dict[str, Any]]:
-        """n sampled responses to one prompt with HF generate (ZeRO 0-2; tests, HF fallback).
-
-        Each: response_token_ids (up to and including EOS), behaviour_logprobs, response_text.
-        """
-        from learner.generate import sample_responses
-
-        policy = self.engine.module.policy
-        return sample_responses(
-            policy, self.tokenizer, prompt_ids, n, max_new_tokens, temperature, seed
-        )
-
-    def train_lm_step(self, input_ids: list[list[int]]) -> dict[str, float]:
-        """One optimizer step of next-token loss on raw ids (smoke tests)."""
-        batch = torch.tensor(input_ids, dtype=torch.long, device=self.engine.device)
-        logits, _ = self.engine(
-            input_ids=batch,
-            attention_mask=torch.ones_like(batch),
-            position_ids=torch.arange(batch.shape[1]).expand_as(batch),
-            num_logits=0,  # 0 = every position
-        )
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), batch[:, 1:].flatten()
-        )
-        self.engine.backward(loss)
-        self.engine.step()
-        self.counters.step += 1
-        return {"loss": float(loss.detach())}

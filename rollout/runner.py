@@ -186,6 +186,7 @@ class EpisodeRunner:
                         worker_id=self.worker_id,
                         created_at=time.time(),
                         cached_prompt_tokens=gen.cached_prompt_tokens,
+                        finish_reason=gen.finish_reason,
                     )
                 )
                 messages.append({"role": "assistant", "text": gen.text})

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: cached_prompt_tokens
+SCHEMA_VERSION = 3  # 2: cached_prompt_tokens; 3: finish_reason
 
 
 @dataclass
@@ -63,6 +63,9 @@ class TurnRecord:
     cached_prompt_tokens: int = 0
     """Prompt tokens the engine's prefix cache served (not computed); prefill computed =
     len(prompt_token_ids) - this. 0 for engines without a prefix cache."""
+    finish_reason: str = ""
+    """Why the engine stopped: "stop" (end of turn or a stop token), "length" (cut at the
+    token limit: a truncated response), "" when unknown."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Anything task-specific (stored as JSON)."""
 
@@ -88,6 +91,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "episode_success": pa.bool_(),
     "created_at": pa.float64(),
     "cached_prompt_tokens": pa.int32(),
+    "finish_reason": pa.string(),
     "extra": pa.string(),
 }
 assert list(_ARROW_TYPES) == [f.name for f in fields(TurnRecord)], "schema and record drifted"

@@ -91,6 +91,12 @@ class RolloutWorker:
         await self.engine.nccl_receive(version, specs)  # type: ignore[attr-defined]
         return self.engine.version()
 
+    async def sleep(self) -> None:
+        await self.engine.sleep()
+
+    async def wake_up(self) -> None:
+        await self.engine.wake_up()
+
     def version(self) -> int:
         return self.engine.version()
 

@@ -26,11 +26,11 @@ def head_cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("head")
     token = ensure_token_file(tmp / "token")
     dash = free_port()
-    env = os.environ | {
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN_PATH": str(token),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
+    # As the docs say: the environment's own `ray` binary, the environment NOT activated, so
+    # `python` on this PATH is not veriray's (the job must still find the right one).
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    env = os.environ | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "PATH": path}
     env.pop("RAY_ADDRESS", None)
     ray_bin = str(Path(sys.executable).parent / "ray")
     args = [
@@ -115,6 +115,7 @@ def test_submit_runs_the_job_and_status_lists_it(head_cluster, tmp_path: Path) -
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "SUCCEEDED" in result.stdout
+    assert f"job python: {sys.executable}" in result.stdout  # Ray's own, not PATH's
     assert (out / "quick" / "report.json").is_file()  # same machine: the path is shared
     listed = _veriray(["status", "--address", url, "--token-file", str(token)], env, 60)
     assert listed.returncode == 0 and "SUCCEEDED" in listed.stdout
@@ -147,3 +148,18 @@ def test_bad_config_is_refused_before_submitting(head_cluster) -> None:
     )
     assert result.returncode == 2
     assert "rollout.num_workers: must be >= 1" in result.stderr
+
+
+def test_a_python_without_the_stack_is_refused_naming_every_candidate(head_cluster) -> None:
+    url, token, env = head_cluster
+    missing = "/nonexistent/veriray-env/bin/python"
+    result = _veriray(
+        ["submit", "configs/cpu/quick.yaml", "--address", url, "--token-file", str(token),
+         "--python", missing],
+        env,
+        360,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"--python ({missing}) does not run" in result.stderr
+    assert "Fix: install veriray's environment" in result.stderr
+    assert "submitted" not in result.stdout  # nothing was started

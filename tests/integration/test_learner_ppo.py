@@ -4,6 +4,8 @@ The tiny LM is random, so it cannot play GeneralPoints; the toy verifier pays +1
 response starts with one particular token (a token the untrained model samples first only
 sometimes) and 0 otherwise. Rollouts are sampled by the rank's own model (HF generate), so
 every update is on-policy, as in the study (ppo_turn + gae, value head on the backbone).
+The same holds with a KL penalty to the frozen reference (in the loss or in the reward) and
+an entropy bonus.
 """
 
 from __future__ import annotations
@@ -57,8 +59,29 @@ def rollout(group: LearnerGroup, prompt: list[int], seed: int, target: int) -> p
         PPOConfig(policy_loss="grpo", advantage="grpo"),
         # One epoch, one optimizer step per update: the update's own forward is pi_old.
         PPOConfig(policy_loss="grpo", advantage="grpo", epochs=1),
+        # KL to the frozen reference in the loss (k3), an entropy bonus and clip-higher. The
+        # rollouts sample at temperature 1, so the learner scores at 1 too: the KL and the
+        # entropy are then those of the distribution sampled from.
+        PPOConfig(
+            policy_loss="grpo",
+            advantage="grpo",
+            kl_coef=0.01,
+            entropy_coef=0.01,
+            clip_eps=0.2,
+            clip_eps_high=0.28,
+            temperature=1.0,
+        ),
+        # KL in the reward (k1), REINFORCE++ advantages, Dr. GRPO's loss.
+        PPOConfig(
+            policy_loss="dr_grpo",
+            advantage="reinforce_pp",
+            kl_coef=0.05,
+            kl_estimator="k1",
+            kl_mode="reward",
+            temperature=1.0,
+        ),
     ],
-    ids=["ppo_turn-gae", "grpo", "grpo-one-step"],
+    ids=["ppo_turn-gae", "grpo", "grpo-one-step", "grpo-kl-entropy", "reinforce_pp-kl-reward"],
 )
 @pytest.mark.timeout(300)
 def test_ppo_raises_reward_on_a_toy_verifier(ray_cluster, ppo: PPOConfig) -> None:
@@ -98,3 +121,13 @@ def test_ppo_raises_reward_on_a_toy_verifier(ray_cluster, ppo: PPOConfig) -> Non
     ):
         assert key in metrics[0]
     assert ("learner/value_loss" in metrics[0]) == (ppo.advantage == "gae")
+    # The entropy is logged on every update, whether an entropy bonus trains it or not.
+    assert all(m["learner/entropy"] > 0 for m in metrics)
+    if ppo.kl_coef > 0:
+        # The reference is the starting policy, frozen: the policy's KL to it is > 0 once the
+        # policy has moved. In the reward, the KL is taken under pi_old before each update,
+        # so the first update sees the reference itself: exactly 0.
+        kl = [m["learner/kl_ref"] for m in metrics]
+        assert all(k > 0 for k in kl[1:]), kl
+        if ppo.kl_mode == "reward":
+            assert abs(kl[0]) < 1e-6 and metrics[-1]["learner/kl_reward_penalty"] != 0, kl

@@ -63,6 +63,10 @@ def test_episodes_complete_with_feedback_and_stream_into_the_buffer(
                     assert all(lp <= 0 for lp in t.behaviour_logprobs)
                     assert t.policy_version == 0 and t.task_family == fam
                     assert (t.image_ref is not None) == multimodal
+                    # vLLM's finish reason reaches the trajectory: "length" = cut at the limit.
+                    assert t.finish_reason in ("stop", "length")
+                    if t.finish_reason == "length":
+                        assert len(t.response_token_ids) == cfg.max_new_tokens
                     json.loads(t.verdict)
                 # A random model fails; the failure comes back as the next user turn, so the
                 # next prompt is longer than the last prompt plus the response.
@@ -77,6 +81,7 @@ def test_episodes_complete_with_feedback_and_stream_into_the_buffer(
         assert stats["buffer/size_episodes"] == 2 * EPISODES
         table: pa.Table = ray.get(buffer.consume.remote(2 * EPISODES))
         assert table.schema.equals(TRAJECTORY_SCHEMA, check_metadata=False)
+        assert set(table.column("finish_reason").to_pylist()) <= {"stop", "length"}
         assert len(set(table.column("episode_id").to_pylist())) == 2 * EPISODES
         # Round trip through Parquet.
         plain = ReplayBuffer(ReplayBufferConfig(), tmp_path / "rt")

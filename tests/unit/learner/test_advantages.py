@@ -237,3 +237,70 @@ def test_group_estimators_use_reward_to_go_and_name_missing_fields():
         ADVANTAGE_ESTIMATORS["grpo"](
             AdvantageInput(rewards=rewards, dones=dones), AdvantageParams()
         )
+
+
+# ------------------------------------------------------------------------- Dr. GRPO, REINFORCE++
+
+
+def single_turn(rewards, groups):
+    n = len(rewards)
+    return AdvantageInput(
+        rewards=t(rewards), dones=torch.ones(n, dtype=torch.bool), group_ids=torch.tensor(groups)
+    )
+
+
+def test_dr_grpo_centres_without_std_by_hand():
+    # Group 0: [1, 0, 0, 1] mean 0.5 -> [0.5, -0.5, -0.5, 0.5]; group 1: [2, 2] -> [0, 0];
+    # a group of one gets 0. GRPO would divide group 0 by its std (0.577...).
+    batch = single_turn([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 5.0], [0, 0, 0, 0, 1, 1, 2])
+    adv, ret = ADVANTAGE_ESTIMATORS["dr_grpo"](batch, AdvantageParams())
+    assert_close(adv, t([0.5, -0.5, -0.5, 0.5, 0.0, 0.0, 0.0]))
+    assert_close(ret, batch.rewards)
+
+
+def test_reinforce_pp_whitens_returns_over_the_whole_batch_by_hand():
+    # Returns [1, 0, 0, 1] (one turn each): mean 0.5, population std 0.5 -> [1, -1, -1, 1],
+    # whatever the groups say.
+    batch = single_turn([1.0, 0.0, 0.0, 1.0], [0, 0, 1, 1])
+    adv, ret = ADVANTAGE_ESTIMATORS["reinforce_pp"](batch, AdvantageParams())
+    assert_close(adv, t([1.0, -1.0, -1.0, 1.0]), rtol=1e-6, atol=1e-6)
+    assert_close(ret, batch.rewards)
+
+
+def test_reinforce_pp_uses_discounted_reward_to_go():
+    # One episode of two turns, rewards [0, 1], gamma 0.5: G = [0.5, 1] -> whitened [-1, 1].
+    batch = AdvantageInput(rewards=t([0.0, 1.0]), dones=torch.tensor([False, True]))
+    adv, ret = ADVANTAGE_ESTIMATORS["reinforce_pp"](batch, AdvantageParams(gamma=0.5))
+    assert_close(ret, t([0.5, 1.0]))
+    assert_close(adv, t([-1.0, 1.0]), rtol=1e-6, atol=1e-6)
+
+
+def test_reinforce_pp_baseline_by_hand():
+    # Group 0: [1, 0] -> centred [0.5, -0.5]; group 1: [3, 3] -> [0, 0]. Whitened over the
+    # batch: mean 0, population std sqrt(0.125) -> [0.5, -0.5, 0, 0] / 0.35355.
+    batch = single_turn([1.0, 0.0, 3.0, 3.0], [0, 0, 1, 1])
+    adv, _ = ADVANTAGE_ESTIMATORS["reinforce_pp_baseline"](batch, AdvantageParams())
+    s = math.sqrt(0.125)
+    assert_close(adv, t([0.5 / s, -0.5 / s, 0.0, 0.0]), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_new_estimators_match_reference_loops(seed):
+    gen = torch.Generator().manual_seed(seed)
+    rewards = torch.randn(24, generator=gen, dtype=torch.float64)
+    groups = torch.randint(0, 6, (24,), generator=gen)
+    batch = single_turn(rewards.tolist(), groups.tolist())
+    r, g = rewards.tolist(), groups.tolist()
+    centred = group_reference(r, g, normalize_std=False, leave_one_out=False, eps=0.0)
+    dr, _ = ADVANTAGE_ESTIMATORS["dr_grpo"](batch, AdvantageParams())
+    assert_close(dr, t(centred))
+
+    def whiten_ref(xs):
+        mean = sum(xs) / len(xs)
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs))
+        return [(x - mean) / std for x in xs]
+
+    pp, _ = ADVANTAGE_ESTIMATORS["reinforce_pp"](batch, AdvantageParams())
+    assert_close(pp, t(whiten_ref(r)), rtol=1e-6, atol=1e-6)
+    ppb, _ = ADVANTAGE_ESTIMATORS["reinforce_pp_baseline"](batch, AdvantageParams())
+    assert_close(ppb, t(whiten_ref(centred)), rtol=1e-6, atol=1e-6)

@@ -6,15 +6,13 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from learner.kl import kl_penalty
 from learner.losses import (
-    KL_ESTIMATORS,
     POLICY_LOSSES,
     PolicyLossInput,
     PolicyLossParams,
     apply_importance_weights,
-    entropy_from_logits,
     importance_weights,
-    kl_penalty,
     ppo_clip_loss,
     register_policy_loss,
     sequence_logprob,
@@ -123,7 +121,7 @@ def test_ppo_sequence_level_matches_reference_loop(seed):
     assert_close(loss, t(sum(ref) / len(ref)))
 
 
-@pytest.mark.parametrize("reduction", ["token_mean", "seq_mean_token_mean"])
+@pytest.mark.parametrize("reduction", ["token-mean", "seq-mean-token-mean"])
 @pytest.mark.parametrize("seed", range(3))
 def test_ppo_token_level_matches_reference_and_masks_gradients(reduction, seed):
     batch = random_batch(seed)
@@ -144,7 +142,7 @@ def test_ppo_token_level_matches_reference_and_masks_gradients(reduction, seed):
         torch.ones_like(batch.old_logp),
         mask,
         0.2,
-        per_sequence=reduction == "seq_mean_token_mean",
+        per_sequence=reduction == "seq-mean-token-mean",
     )
     assert_close(loss, t(ref))
     loss.backward()
@@ -249,56 +247,6 @@ def test_explained_variance_is_one_for_a_perfect_critic():
     assert_close(metrics["explained_var"], t(1.0))
 
 
-# ----------------------------------------------------------------------------- entropy, KL
-
-
-def test_entropy_by_hand_and_masked():
-    # Row 0: p = [0.5, 0.25, 0.25]: H = 0.5 ln 2 + 2 * 0.25 ln 4 = 1.5 ln 2.
-    # Row 1: uniform over 3: H = ln 3, but masked out.
-    logits = t([[[LN(0.5), LN(0.25), LN(0.25)], [0.0, 0.0, 0.0]]]).float()
-    mask = torch.tensor([[True, False]])
-    assert_close(entropy_from_logits(logits, mask), torch.tensor(1.5 * LN(2)))
-    both = entropy_from_logits(logits, torch.ones(1, 2, dtype=torch.bool))
-    assert_close(both, torch.tensor((1.5 * LN(2) + LN(3)) / 2))
-
-
-def test_entropy_matches_reference_and_gradient_respects_mask():
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(3, 4, 6, generator=gen, dtype=torch.float64).requires_grad_()
-    mask = torch.rand(3, 4, generator=gen) < 0.5
-    mask[0, 0] = True
-    h = entropy_from_logits(logits, mask)
-    per_token = []
-    for b in range(3):
-        for j in range(4):
-            if mask[b, j]:
-                p = torch.softmax(logits[b, j].detach(), -1).tolist()
-                per_token.append(-sum(pi * math.log(pi) for pi in p))
-    assert_close(h, torch.tensor(sum(per_token) / len(per_token), dtype=torch.float32))
-    h.backward()
-    assert (logits.grad[~mask] == 0).all() and (logits.grad[mask] != 0).any()
-
-
-def test_kl_estimators_by_hand():
-    # x = logp - ref = -1 - (-2) = 1: k1 = 1, k2 = 0.5, k3 = exp(-1) - (-1) - 1 = e^-1
-    lp, ref, mask = t([[-1.0, 7.0]]), t([[-2.0, 0.0]]), torch.tensor([[True, False]])
-    assert_close(kl_penalty(lp, ref, mask, "k1"), t(1.0))
-    assert_close(kl_penalty(lp, ref, mask, "k2"), t(0.5))
-    assert_close(kl_penalty(lp, ref, mask, "k3"), t(math.exp(-1)))
-    assert set(KL_ESTIMATORS) == {"k1", "k2", "k3"}
-
-
-def test_kl_k3_matches_reference_and_is_nonnegative():
-    gen = torch.Generator().manual_seed(0)
-    lp, ref = (torch.randn(4, 5, generator=gen, dtype=torch.float64) for _ in range(2))
-    mask = torch.ones(4, 5, dtype=torch.bool)
-    items = [
-        math.exp(r - p) - (r - p) - 1 for p, r in zip(lp.flatten().tolist(), ref.flatten().tolist())
-    ]
-    assert min(items) >= 0
-    assert_close(kl_penalty(lp, ref, mask, "k3"), t(sum(items) / len(items)))
-
-
 # ----------------------------------------------------------------------------- registry
 
 
@@ -349,7 +297,7 @@ def test_token_losses_match_reference_loop(name, per_sequence, seed):
     assert_close(loss, t(ref))
 
 
-@pytest.mark.parametrize("name", ["ppo_turn", "ppo_token", "grpo"])
+@pytest.mark.parametrize("name", ["ppo_turn", "ppo_token", "grpo", "dr_grpo"])
 def test_stale_data_multiplies_in_truncated_importance_weights(name):
     batch = random_batch(7, stale=True)
     params = PolicyLossParams(clip_eps=0.2, is_clip=2.0)
@@ -378,14 +326,23 @@ def test_stale_data_multiplies_in_truncated_importance_weights(name):
         assert_close(loss, t(ref))
 
 
-@pytest.mark.parametrize("name", ["ppo_turn", "ppo_token", "grpo"])
-def test_kl_term_is_added_and_requires_reference(name):
+@pytest.mark.parametrize(
+    ("name", "agg"),
+    [
+        ("ppo_turn", "token-mean"),
+        ("ppo_token", "token-mean"),
+        ("grpo", "seq-mean-token-mean"),
+        ("dr_grpo", "seq-mean-token-sum"),
+    ],
+)
+def test_kl_term_is_added_and_requires_reference(name, agg):
+    # The KL is aggregated over the response tokens like the policy term of that loss.
     batch = random_batch(2, ref=True)
     base, _ = POLICY_LOSSES[name](batch, PolicyLossParams())
     with_kl, metrics = POLICY_LOSSES[name](batch, PolicyLossParams(kl_coef=0.1))
     mask = batch.answer_mask | batch.reasoning_mask
-    assert_close(with_kl, base + 0.1 * kl_penalty(batch.logp, batch.ref_logp, mask, "k3"))
-    assert "kl_ref" in metrics
+    assert_close(with_kl, base + 0.1 * kl_penalty(batch.logp, batch.ref_logp, mask, "k3", agg))
+    assert_close(metrics["kl_ref"], kl_penalty(batch.logp, batch.ref_logp, mask, "k3"))
     no_ref = PolicyLossInput(**{**batch.__dict__, "ref_logp": None})
     with pytest.raises(ValueError, match="ref_logp"):
         POLICY_LOSSES[name](no_ref, PolicyLossParams(kl_coef=0.1))
@@ -394,6 +351,6 @@ def test_kl_term_is_added_and_requires_reference(name):
 def test_token_losses_reject_overlapping_masks():
     batch = random_batch(0)
     bad = PolicyLossInput(**{**batch.__dict__, "answer_mask": batch.answer_mask | True})
-    for name in ("ppo_turn", "ppo_token", "grpo"):
+    for name in ("ppo_turn", "ppo_token", "grpo", "dr_grpo"):
         with pytest.raises(ValueError, match="overlap"):
             POLICY_LOSSES[name](bad, PolicyLossParams())

@@ -255,7 +255,7 @@ def test_schema_errors_name_the_column() -> None:
     with pytest.raises(ValueError, match="column 'reward' holds nulls but is not nullable"):
         buf.add(nulls)
     future = good.replace_schema_metadata({"veriray.trajectory.version": "99"})
-    with pytest.raises(ValueError, match="schema version 99, expected 2"):
+    with pytest.raises(ValueError, match="schema version 99, expected 3"):
         buf.add(future)
     with pytest.raises(TypeError, match="RecordBatch, Table or list"):
         buf.add({"episode_id": ["x"]})  # type: ignore[arg-type]
