@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from cluster.ray_runtime import free_port
+from common.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_S = 900
