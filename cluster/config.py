@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
-from cluster.placement_config import PlacementConfig
 from cluster.ray_config import RayConfig
 from cluster.stages_config import RLStageConfig, SFTStageConfig, StudyConfig
 from cluster.task_config import TaskConfig
-from cluster.typed_config import RUN_NAME, ConfigError, check, load, load_yaml, to_dict
+from common.placement_config import PlacementConfig
+from common.typed_config import RUN_NAME, ConfigError, check, load, load_yaml, to_dict
 from evaluation.config import TUNING_SUITES, EvaluationConfig
 from learner.config import LearnerConfig
 from rollout.buffer_config import ReplayBufferConfig

@@ -30,15 +30,7 @@ from tqdm import tqdm
 from cluster.arms import StageTimer, rl_arm_with_restarts, sft_arm, stage_learner
 from cluster.checkpoints import CHECKPOINTS_DIR, newest_complete
 from cluster.config import ExperimentConfig, save_config
-from cluster.metrics import MetricsLogger
-from cluster.ray_runtime import init_ray
-from cluster.run_logs import collect_worker_logs, driver_logs
-from cluster.stages import latest_checkpoint, sft_rows, start_control
-from cluster.typed_config import ConfigError
-from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator, load_records
-from evaluation.flops import COMPUTE_FILE, ComputeMeter
-from evaluation.report import build_report, write_report
-from evaluation.run import (
+from cluster.evaluate import (
     check_model,
     eval_rollout_config,
     resolve_model,
@@ -46,6 +38,14 @@ from evaluation.run import (
     sampling_of,
     with_chat_overrides,
 )
+from cluster.metrics import MetricsLogger
+from cluster.ray_runtime import init_ray
+from cluster.run_logs import collect_worker_logs, driver_logs
+from cluster.stages import latest_checkpoint, sft_rows, start_control
+from common.typed_config import ConfigError
+from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator, load_records
+from evaluation.flops import COMPUTE_FILE, ComputeMeter
+from evaluation.report import build_report, write_report
 from rollout.engine import Sampling
 from rollout.fleet import RolloutFleet
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cluster.typed_config import check
+from common.typed_config import check
 
 # Names registered in learner/losses.py, learner/advantages.py, learner/aggregation.py,
 # learner/kl.py and learner/truncation.py. Listed here (not imported) so that this module loads

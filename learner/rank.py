@@ -20,8 +20,8 @@ from typing import Any
 import pyarrow as pa
 import torch
 
-from cluster.paths import set_build_env
-from cluster.ray_runtime import free_port
+from common.paths import set_build_env
+from common.ports import free_port
 from learner import checkpoint as ckpt
 from learner.batching import ModelBatch, TrainRow, collate, rows_from_table
 from learner.config import LearnerConfig

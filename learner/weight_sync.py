@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import ray
 
-from cluster.typed_config import RUN_NAME
+from common.typed_config import RUN_NAME
 
 SHM_ROOT = Path("/dev/shm")
 """Where the weight folders go (RAM-backed); the system temp folder where it is missing."""

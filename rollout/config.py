@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cluster.typed_config import check
+from common.typed_config import check
 
 
 @dataclass
@@ -21,7 +21,7 @@ class RolloutConfig:
     gpus_per_worker: float = 0.0
     """GPUs reserved per rollout worker (0 on CPU machines)."""
     tensor_parallel_size: int = 1
-    """vLLM tensor parallelism per engine (GPU clusters). The worker's actor holds all its
+    """vLLM tensor parallelism per engine (GPU clusters). A GPU worker's actor holds all its
     GPUs (gpus_per_worker = tensor_parallel_size) and vLLM runs one process per GPU inside it
     (its "mp" executor: its Ray executor refuses one placement bundle holding several GPUs)."""
     gpu_memory_utilization: float = 0.9
@@ -92,7 +92,9 @@ class RolloutConfig:
         check(self.cpu_cores >= 0, "cpu_cores", f"must be >= 0 (0 = auto), got {self.cpu_cores}")
         check(self.tensor_parallel_size >= 1, "tensor_parallel_size", "must be >= 1")
         check(
-            self.tensor_parallel_size == 1 or self.gpus_per_worker == self.tensor_parallel_size,
+            self.gpus_per_worker == 0  # CPU engines: the ranks share the worker's cores
+            or self.gpus_per_worker == self.tensor_parallel_size
+            or self.tensor_parallel_size == 1,
             "tensor_parallel_size",
             f"{self.tensor_parallel_size} needs gpus_per_worker = {self.tensor_parallel_size} "
             f"(one GPU per tensor-parallel rank), got {self.gpus_per_worker}",

@@ -29,8 +29,8 @@ from ray.exceptions import (
 )
 from ray.util.placement_group import remove_placement_group
 
-from cluster.placement import PLACEMENT_TIMEOUT_S, PlacementError, RoleSpec, in_bundle, reserve
-from cluster.placement_config import PlacementConfig
+from common.placement import PLACEMENT_TIMEOUT_S, PlacementError, RoleSpec, in_bundle, reserve
+from common.placement_config import PlacementConfig
 from rollout.config import RolloutConfig
 from rollout.engine import Sampling
 from rollout.pools import EnvActor, VerifierActor, hung_actor

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cluster.paths import set_build_env
+from common.paths import set_build_env
 from rollout.config import RolloutConfig
 from rollout.engine import Sampling, make_engine
 from rollout.pools import ActorPool

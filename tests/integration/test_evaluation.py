@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from cluster.ray_runtime import free_port
+from common.ports import free_port
 from evaluation.flops import ComputeMeter
 from learner.assets import prepare
 

@@ -9,8 +9,8 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cluster.config import load_experiment
-from cluster.typed_config import ConfigError
-from evaluation.run import check_model, resolve_model, with_chat_overrides
+from cluster.evaluate import check_model, resolve_model, with_chat_overrides
+from common.typed_config import ConfigError
 from learner.assets import prepare
 from learner.assets.chat_view import chat_view
 

@@ -13,8 +13,8 @@ from huggingface_hub import constants
 
 from cluster.cli import main
 from cluster.config import load_experiment
-from cluster.typed_config import ConfigError
-from evaluation.run import check_model
+from cluster.evaluate import check_model
+from common.typed_config import ConfigError
 from learner.assets import is_multimodal, prepare, resolve_model_path
 
 ROOT = Path(__file__).resolve().parents[3]

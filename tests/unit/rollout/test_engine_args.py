@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from rollout.config import RolloutConfig
 from rollout.engine import vllm_engine_kwargs
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cluster.config import load_experiment
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from rollout.engine import Sampling
 
 

@@ -3,6 +3,10 @@
 Used by the main job (``veriray run``) and by ``veriray eval CHECKPOINT``. Scheduled evaluation
 during training does NOT come here: the controller builds an ``Evaluator`` on the training
 fleet once and calls ``run`` every K updates.
+
+In cluster/ (it was evaluation/run.py) because it wires components: it resolves the model
+(learner.assets), starts a rollout fleet and plays evaluation's suites on it, and cluster/ is
+the only package that wires components.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.config import ExperimentConfig, save_config
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from evaluation.config import EvaluationConfig
 from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator
 from evaluation.flops import ComputeMeter
