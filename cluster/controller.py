@@ -21,6 +21,7 @@ Every stage is timed (timing/<stage>) and logged to the dashboard and TensorBoar
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from evaluation.run import (
     resolved_eval_config,
     sampling_of,
 )
+from evaluation.samples import SAMPLES_FILE, first_rows
 from rollout.engine import Sampling
 from rollout.fleet import RolloutFleet
 
@@ -69,14 +71,14 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
     if resume and not (run_dir / "sft" / COMPUTE_FILE).is_file() and not _checkpoints(cfg):
         raise FileNotFoundError(f"--resume: no warm start or checkpoint under {run_dir}")
     if not resume:
-        for stale in (POINTS_FILE, SWEEPS_FILE, "metrics.jsonl"):
+        for stale in (POINTS_FILE, SWEEPS_FILE, SAMPLES_FILE, "metrics.jsonl"):
             (run_dir / stale).unlink(missing_ok=True)
     with t("ray_init"):
         handle = init_ray(cfg.ray)
     print(f"Ray dashboard: {handle.dashboard_url} (token file: veriray ray token-path)")
     print(f"Scale rollout workers while it runs: veriray scale N --address {handle.gcs_address}")
     control = start_control(cfg)
-    log = MetricsLogger(run_dir, cfg.name, cfg.tensorboard)
+    log = MetricsLogger(run_dir, cfg.name, cfg.tracking, tracked_config(cfg))
     with t("model_prepare"):
         model = resolve_model(cfg.model.name, cfg.model.multimodal)
     meter = ComputeMeter.for_model(model.model_path)
@@ -84,7 +86,7 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> Path:
         fleet = RolloutFleet(
             model.model_path, cfg.rollout, cfg.model.multimodal, run_dir / "images", cfg.placement
         )
-    ev = make_evaluator(cfg, fleet)
+    ev = make_evaluator(cfg, fleet, log)
     ev.points = load_records(run_dir, POINTS_FILE) if resume else []
     init_path, rows = str(model.model_path), []
     try:
@@ -133,8 +135,23 @@ def first_eval_stage(cfg: ExperimentConfig, points: list[dict[str, Any]]) -> str
     return "base" if cfg.evaluation.base else None
 
 
-def make_evaluator(cfg: ExperimentConfig, fleet: RolloutFleet) -> Evaluator:
-    """The held-out suites, played by the fleet with the evaluation's pinned sampling."""
+def tracked_config(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The experiment config as the trackers record it (plain JSON values)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def sample_key(cfg: ExperimentConfig, stage: str, suite: str, seed: int | None) -> str:
+    """A samples table's name in the trackers, seed first like the metrics of several seeds."""
+    key = f"samples/{stage}/{suite}"
+    return f"seed{seed}/{key}" if seed is not None and cfg.study.seeds > 1 else key
+
+
+def make_evaluator(
+    cfg: ExperimentConfig, fleet: RolloutFleet, log: MetricsLogger | None = None
+) -> Evaluator:
+    """The held-out suites, played by the fleet with the evaluation's pinned sampling; with
+    ``log``, the first ``samples_per_step`` rows of each suite at each point go to the
+    trackers."""
     eval_cfg = resolved_eval_config(cfg)
     eval_rollout = eval_rollout_config(cfg.rollout, eval_cfg)
     player = EvalPlayer(fleet, Sampling.from_config(eval_rollout))
@@ -146,6 +163,17 @@ def make_evaluator(cfg: ExperimentConfig, fleet: RolloutFleet) -> Evaluator:
         cfg.run_dir,
         sampling_of(eval_rollout),
     )
+    if log is not None and cfg.samples_per_step > 0:
+
+        def sink(point: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+            by_suite: dict[str, list[dict[str, Any]]] = {}
+            for r in first_rows(rows, cfg.samples_per_step):
+                by_suite.setdefault(r["suite"], []).append(r)
+            for suite, part in by_suite.items():
+                key = sample_key(cfg, point["stage"], suite, point.get("seed"))
+                log.log_samples(point["step"], key, part)
+
+        ev.sample_sink = sink
     if cfg.study.primary_suite not in ev.suites:
         raise ConfigError(
             f"study.primary_suite: {cfg.study.primary_suite!r} is not an evaluated suite "
