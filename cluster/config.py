@@ -97,6 +97,12 @@ class ExperimentConfig:
             f"names a tracker twice: {self.tracking}",
         )
         check(self.samples_per_step >= 0, "samples_per_step", "must be >= 0")
+        check(
+            not self.learner.lora.enabled or self.rollout.weight_sync == "shm",
+            "learner.lora.enabled",
+            "the NCCL weight broadcast sends the policy's own parameters, not merged LoRA "
+            "weights; use rollout.weight_sync: shm with LoRA",
+        )
         self._check_task()
         eval_tokens = self.evaluation.max_new_tokens
         check(
