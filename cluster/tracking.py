@@ -104,13 +104,18 @@ class WandbTracker:
             # No console capture (the CLI's progress bars) and no system-stats sampler thread.
             settings=wandb.Settings(console="off", x_disable_stats=True),
         )
+        # The run's step goes back to 0 between stages (SFT warm start, RL updates, SFT arm),
+        # and wandb drops a row whose own step goes back: rows take wandb's running step, and
+        # every chart's x-axis is ours, logged as "step".
+        self.run.define_metric("step")
+        self.run.define_metric("*", step_metric="step")
 
     def log(self, step: int, values: dict[str, float]) -> None:
-        self.run.log(_numbers(values), step=step)
+        self.run.log({**_numbers(values), "step": step})
 
     def log_samples(self, step: int, key: str, rows: list[dict[str, Any]]) -> None:
         columns, data = _table(rows)
-        self.run.log({key: self.wandb.Table(columns=columns, data=data)}, step=step)
+        self.run.log({key: self.wandb.Table(columns=columns, data=data), "step": step})
 
     def close(self) -> None:
         self.run.finish()
@@ -163,6 +168,19 @@ def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _need(name: str) -> None:
+    """A tracker whose library is missing fails before the run starts, saying how to fix it."""
+    import importlib.util
+
+    module = {"wandb": "wandb", "mlflow": "mlflow"}.get(name)
+    if module is not None and importlib.util.find_spec(module) is None:
+        raise ImportError(
+            f"tracking: {name} needs the {module} package, which is not installed "
+            "(`make setup` installs it; elsewhere `pip install -e '.[tracking]'`), or drop "
+            f"{name} from tracking"
+        )
+
+
 def make_trackers(
     names: list[str] | tuple[str, ...],
     run_dir: str | Path,
@@ -174,6 +192,7 @@ def make_trackers(
     folder.mkdir(parents=True, exist_ok=True)
     trackers: list[Tracker] = []
     for name in names:
+        _need(name)
         if name == "tensorboard":
             trackers.append(TensorBoardTracker(folder))
         elif name == "jsonl":

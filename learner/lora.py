@@ -33,7 +33,13 @@ def add_lora(policy: nn.Module, cfg: Any, dtype: torch.dtype) -> nn.Module:
 
     Adapter weights take the training ``dtype`` (peft makes them float32), so DeepSpeed sees
     one dtype. Raises ValueError naming learner.lora.target_modules when nothing matches."""
-    from peft import LoraConfig, inject_adapter_in_model
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError as err:
+        raise ImportError(
+            "learner.lora.enabled needs the peft package (`make setup` installs it; elsewhere "
+            "`pip install -e '.[lora]'`)"
+        ) from err
 
     config = LoraConfig(
         r=cfg.r,

@@ -22,6 +22,8 @@ ROWS = [
 
 def _log_two_steps(names: list[str], run_dir: Path) -> None:
     trackers = make_trackers(names, run_dir, "track-test", {"learner": {"lr": 1e-5}})
+    for t in trackers:  # an earlier stage's steps first: the step goes back after it
+        t.log(5, {"sft_warm/learner/loss": 2.0})
     for step in (1, 2):
         for t in trackers:
             t.log(step, {"learner/loss": 0.5 / step, "note": "text is skipped by scalars"})
@@ -30,13 +32,48 @@ def _log_two_steps(names: list[str], run_dir: Path) -> None:
         t.close()
 
 
+def wandb_history(run_file: Path) -> list[dict[str, str]]:
+    """The history rows of an offline wandb run file (its record log: a 7-byte file header,
+    then 32 KiB blocks of records with a 7-byte header each, as LevelDB's log)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, block, pos = run_file.read_bytes(), 32768, 7
+    records, part = [], b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if length == 0 and kind == 0:
+            pos += block - pos % block
+            continue
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        part = chunk if kind in (1, 2) else part + chunk  # full / first, middle / last
+        if kind in (1, 4):
+            records.append(part)
+    rows = []
+    for raw in records:
+        record = pb.Record()
+        record.ParseFromString(raw)
+        if record.WhichOneof("record_type") == "history":
+            rows.append(
+                {i.key or "/".join(i.nested_key): i.value_json for i in record.history.item}
+            )
+    return rows
+
+
 def test_wandb_runs_offline_in_the_run_folder_without_a_key(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "online")  # overridden: the tracker is offline always
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # nothing read from a ~/.netrc
     _log_two_steps(["wandb"], tmp_path)
     (run,) = (tmp_path / "wandb").glob("offline-run-*")
-    assert list(run.glob("run-*.wandb"))
+    (run_file,) = run.glob("run-*.wandb")
+    history = wandb_history(run_file)
+    losses = [(r["step"], r["learner/loss"]) for r in history if "learner/loss" in r]
+    assert losses == [("1", "0.5"), ("2", "0.25")]  # none dropped when the step went back
+    assert any(r.get("samples/rl/train/nrows") == "2" and r["step"] == "2" for r in history)
     (table,) = (run / "files" / "media" / "table").rglob("*.table.json")
     data = json.loads(table.read_text())
     assert data["columns"][:4] == ["prompt", "response", "reward", "verdict"]
@@ -54,6 +91,7 @@ def test_mlflow_writes_a_local_file_store(tmp_path) -> None:
     (run,) = client.search_runs([client.get_experiment_by_name("track-test").experiment_id])
     history = client.get_metric_history(run.info.run_id, "learner/loss")
     assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.25)]
+    assert run.data.metrics["sft_warm/learner/loss"] == 2.0
     assert run.data.params["learner.lr"] == "1e-05"
     assert run.info.status == "FINISHED"
     (table,) = (tmp_path / "mlruns").rglob("step-000002.json")
@@ -73,7 +111,7 @@ def test_tensorboard_and_jsonl(tmp_path) -> None:
     (text,) = acc.Tensors("samples/rl/train/text_summary")
     assert "cards 5 5 5 1" in text.tensor_proto.string_val[0].decode()
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [(r["step"], r["learner/loss"]) for r in rows] == [(1, 0.5), (2, 0.25)]
+    assert [(r["step"], r.get("learner/loss")) for r in rows] == [(5, None), (1, 0.5), (2, 0.25)]
 
 
 def test_the_default_keeps_tensorboard_and_jsonl() -> None:
