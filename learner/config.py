@@ -132,8 +132,10 @@ class LoRAConfig:
     the engines get the merged weights after every update."""
 
     enabled: bool = False
-    """Train LoRA adapters instead of the full policy. Exports (weight sync, HF folders) hold
-    the merged weights; a checkpoint also keeps the adapter alone (adapter/, peft's layout)."""
+    """Train LoRA adapters instead of the full policy, in every stage the learner trains (SFT
+    warm start, RL, SFT arm; each starts fresh adapters on the weights it starts from).
+    Exports (weight sync, HF folders) hold the merged weights; a checkpoint also keeps the
+    adapter alone (adapter/, peft's layout). A separate critic still trains whole."""
     r: int = 8
     """Rank of each adapter (B is out x r, A is r x in)."""
     alpha: float = 16.0
