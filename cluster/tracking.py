@@ -136,8 +136,11 @@ class MlflowTracker:
             else self.client.create_experiment(run_name)
         )
         self.run_id = self.client.create_run(experiment_id, run_name=run_name).info.run_id
-        for key, value in _flat(config or {}).items():
-            self.client.log_param(self.run_id, key, value)
+        from mlflow.entities import Param
+
+        params = [Param(k, v) for k, v in _flat(config or {}).items()]
+        for start in range(0, len(params), 100):  # MLflow takes at most 100 params a batch
+            self.client.log_batch(self.run_id, params=params[start : start + 100])
 
     def log(self, step: int, values: dict[str, float]) -> None:
         from mlflow.entities import Metric
