@@ -15,7 +15,7 @@ RL arm (generate -> train -> publish weights -> eval every K -> checkpoint), the
 (continued SFT from the same warm-start weights, fresh optimizer, trained to the RL arm's
 compute and evaluated at the same GFLOPs on the same prompts) -> report (the primary endpoint,
 RL minus SFT out of distribution, first). The arms live in cluster/arms.py.
-Every stage is timed (timing/<stage>) and logged to the dashboard and TensorBoard.
+Every stage is timed (timing/<stage>) and logged to the dashboard and the trackers (`tracking`).
 """
 
 from __future__ import annotations
