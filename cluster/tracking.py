@@ -90,10 +90,14 @@ class WandbTracker:
         # Offline whatever the environment says: no network here, and never an API key.
         os.environ["WANDB_MODE"] = "offline"
         os.environ.setdefault("WANDB_SILENT", "true")
-        import wandb
-
         folder = run_dir / "wandb"
         folder.mkdir(parents=True, exist_ok=True)
+        # Its logs, staged tables and settings in this run's folder too, not in the home
+        # folder: everything the run wrote stays together.
+        for var, sub in (("CACHE", "cache"), ("DATA", "data"), ("CONFIG", "config")):
+            os.environ[f"WANDB_{var}_DIR"] = str(folder / sub)
+        import wandb
+
         self.wandb = wandb
         self.run = wandb.init(
             project="veriray",
@@ -119,6 +123,9 @@ class WandbTracker:
 
     def close(self) -> None:
         self.run.finish()
+        # finish() returns before wandb's service has written the run file out; teardown
+        # waits for the service to end, so the offline run is whole when close returns.
+        self.wandb.teardown()
 
 
 class MlflowTracker:

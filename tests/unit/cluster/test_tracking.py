@@ -69,6 +69,7 @@ def test_wandb_runs_offline_in_the_run_folder_without_a_key(tmp_path, monkeypatc
     monkeypatch.setenv("WANDB_MODE", "online")  # overridden: the tracker is offline always
     _log_two_steps(["wandb"], tmp_path)
     (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    assert list((tmp_path / "wandb" / "data" / "artifacts").rglob("*"))  # staged tables here
     (run_file,) = run.glob("run-*.wandb")
     history = wandb_history(run_file)
     losses = [(r["step"], r["learner/loss"]) for r in history if "learner/loss" in r]
