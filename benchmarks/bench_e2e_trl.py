@@ -228,7 +228,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
-    from cluster.paths import set_build_env
+    from common.paths import set_build_env
     from learner.assets import prepare
 
     args = parse_args()

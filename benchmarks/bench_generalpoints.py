@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import bar_png, pin_one_core, write_results
-from envs.generalpoints.cards import RANKS, rank_value
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.generalpoints.deal import deal_task
 from envs.generalpoints.env import GeneralPointsEnv
@@ -34,6 +33,7 @@ from envs.generalpoints.oracle import oracle_answer
 from envs.generalpoints.render import card_face, render_hand
 from envs.generalpoints.solver import _solve_sorted, reachable, solve
 from verifier.generalpoints import GeneralPointsVerifier
+from verifier.generalpoints_rules import RANKS, rank_value
 
 DEFAULT_OUT = Path("benchmarks/results/generalpoints.json")
 

@@ -39,7 +39,7 @@ import torch
 
 from benchmarks import bench_rl_update
 from benchmarks.common import exit_on_sigterm, write_json
-from cluster.ray_runtime import free_port
+from common.ports import free_port
 from learner.assets import prepare
 from learner.batching import TrainRow, turn_advantages
 from learner.config import LearnerConfig, PPOConfig

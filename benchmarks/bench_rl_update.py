@@ -37,7 +37,7 @@ import pyarrow as pa
 import torch
 
 from benchmarks.common import exit_on_sigterm, write_json
-from cluster.ray_runtime import free_port
+from common.ports import free_port
 from learner.assets import prepare
 from learner.batching import turn_advantages
 from learner.config import LearnerConfig, PPOConfig

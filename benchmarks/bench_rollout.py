@@ -60,8 +60,8 @@ def task_options(n: int, seed: int = 0) -> list[dict]:
 def layout_before(state: dict) -> str:
     """The GeneralPoints first turn as it was worded before the shared-part-first layout (the
     hand in the first sentence, the target mid-prompt): the "before" of the prefix cache."""
-    from envs.generalpoints.cards import GeneralPointsTask
     from envs.generalpoints.prompts import ANSWER_SCHEMA, rule_lines
+    from verifier.generalpoints_rules import GeneralPointsTask
 
     task = GeneralPointsTask.coerce(state)
     rules = "\n".join(f"- {line}" for line in rule_lines(task.face_card_rule))
@@ -329,7 +329,7 @@ def plot(per_model: dict, out_png: Path) -> None:
 
 
 def main() -> None:
-    from cluster.paths import set_build_env
+    from common.paths import set_build_env
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["tiny-lm", "smollm2-135m"])

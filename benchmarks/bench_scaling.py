@@ -178,7 +178,7 @@ def plots(results: dict, out: Path) -> None:
 
 
 def main() -> None:
-    from cluster.paths import set_build_env
+    from common.paths import set_build_env
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["tiny-lm", "smollm2-135m"])

@@ -149,7 +149,7 @@ def plot(results: dict, out_png: Path) -> None:
 
 
 def main() -> None:
-    from cluster.paths import set_build_env
+    from common.paths import set_build_env
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["tiny-lm", "smollm2-135m"])

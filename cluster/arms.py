@@ -121,10 +121,17 @@ def rl_arm(
             step_t["timing/rollout_play"] = round(play_s, 3)
             if cfg.rl.mode == "async" and u < cfg.rl.updates:
                 pending = pool.submit(play, u)
+            colocated = cfg.rollout.enable_sleep_mode  # engines and learner share the GPUs
+            if colocated:
+                with step_t("engine_sleep"):
+                    fleet.sleep()
             with step_t("train"):
                 m = group.train_from_buffer(
                     buffer, len(episodes), cfg.rl.consume_timeout_s, image_dir, f"update-{u}"
                 )
+            if colocated:
+                with step_t("engine_wake"):
+                    fleet.wake_up()
             meter.add_inference_tokens(sum(turn_tokens(e.turns) for e in episodes))
             meter.add_training_tokens(int(m.get("learner/tokens", 0)))
             meter.add_forward_tokens(int(m.get("learner/forward_tokens", 0)))

@@ -27,7 +27,7 @@ import yaml
 
 from cluster.job_python import NoUsablePython
 from cluster.jobs import ClusterUnreachable
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 
 DEMO_CONFIGS = {"demo": "demo.yaml", "quick": "quick.yaml", "vl": "demo-vl.yaml"}
 """`veriray demo` variants -> configs/cpu/ files (the README's first quickstart command)."""
@@ -113,7 +113,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         overrides.append(f"evaluation.viter_sweep={json.dumps(args.viter_sweep)}")
     cfg = load_experiment(args.config, overrides)
     out = Path(args.out) if args.out else cfg.run_dir.parent / f"eval-{Path(args.checkpoint).name}"
-    from evaluation.run import evaluate_checkpoint
+    from cluster.evaluate import evaluate_checkpoint
 
     report = evaluate_checkpoint(cfg, args.checkpoint, out, stage=args.stage)
     for suite, m in report["suites"].items():
@@ -132,7 +132,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_config_show(args: argparse.Namespace) -> int:
     from cluster.config import load_experiment
-    from cluster.typed_config import to_dict
+    from common.typed_config import to_dict
 
     cfg = load_experiment(args.config, args.overrides)
     print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
@@ -150,7 +150,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 
 def _cmd_config_explain(args: argparse.Namespace) -> int:
     from cluster.config import ExperimentConfig
-    from cluster.typed_config import explain
+    from common.typed_config import explain
 
     for name, tp, default, doc in explain(ExperimentConfig):
         print(f"{name}: {tp} = {default}")

@@ -11,12 +11,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster.placement_config import PlacementConfig
 from cluster.ray_config import RayConfig
 from cluster.stages_config import RLStageConfig, SFTStageConfig, StudyConfig
 from cluster.task_config import TaskConfig
 from cluster.tracking import DEFAULT_TRACKING, TRACKER_NAMES
-from cluster.typed_config import RUN_NAME, check, load
+from common.placement_config import PlacementConfig
+from common.typed_config import RUN_NAME, check, load
 from evaluation.config import TUNING_SUITES, EvaluationConfig
 from learner.config import LearnerConfig
 from rollout.buffer_config import ReplayBufferConfig
@@ -114,6 +114,12 @@ class ExperimentConfig:
             self.rl.mode == "async" or self.buffer.max_staleness == 0,
             "buffer.max_staleness",
             "must be 0 with rl.mode on_policy (strict on-policy PPO); use rl.mode async",
+        )
+        check(
+            self.rl.mode == "on_policy" or not self.rollout.enable_sleep_mode,
+            "rollout.enable_sleep_mode",
+            "colocated engines sleep while the learner trains, so the next batch cannot play "
+            "meanwhile: use rl.mode on_policy",
         )
         check(
             self.rl.mode == "on_policy" or self.buffer.max_staleness >= 1,

@@ -31,19 +31,19 @@ from tqdm import tqdm
 from cluster.arms import StageTimer, rl_arm_with_restarts, sft_arm, stage_learner
 from cluster.checkpoints import CHECKPOINTS_DIR, newest_complete
 from cluster.config import ExperimentConfig
-from cluster.metrics import MetricsLogger
-from cluster.ray_runtime import init_ray
-from cluster.stages import latest_checkpoint, sft_rows, start_control
-from cluster.typed_config import ConfigError
-from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator, load_records
-from evaluation.flops import COMPUTE_FILE, ComputeMeter
-from evaluation.report import build_report, write_report
-from evaluation.run import (
+from cluster.evaluate import (
     eval_rollout_config,
     resolve_model,
     resolved_eval_config,
     sampling_of,
 )
+from cluster.metrics import MetricsLogger
+from cluster.ray_runtime import init_ray
+from cluster.stages import latest_checkpoint, sft_rows, start_control
+from common.typed_config import ConfigError
+from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator, load_records
+from evaluation.flops import COMPUTE_FILE, ComputeMeter
+from evaluation.report import build_report, write_report
 from evaluation.samples import SAMPLES_FILE, first_rows
 from rollout.engine import Sampling
 from rollout.fleet import RolloutFleet

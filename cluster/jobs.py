@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from cluster.job_python import choose_python, parse_report, preflight_entrypoint
-from cluster.paths import PROJECT_ROOT
 from cluster.ray_auth import auth_headers
+from common.paths import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 

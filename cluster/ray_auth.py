@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
-from cluster.paths import cache_dir
+from common.paths import cache_dir
 
 TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
 TOKEN_ENV = "RAY_AUTH_TOKEN"

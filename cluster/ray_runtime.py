@@ -5,16 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 
-from cluster.paths import PROJECT_ROOT, set_build_env
 from cluster.ray_auth import enable_token_auth
 from cluster.ray_config import RayConfig
+from common.paths import PROJECT_ROOT, set_build_env
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +28,6 @@ class RayHandle:
     """True when this process started the cluster (and should shut it down)."""
     gcs_address: str = ""
     """host:port of the cluster's GCS (what `veriray scale --address` connects to)."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the OS picks it; a race with other binders is
-    possible, so use it at once)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:

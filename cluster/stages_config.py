@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from cluster.typed_config import check
+from common.typed_config import check
 
 
 @dataclass

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from cluster.typed_config import ConfigError, explain, from_dict, to_dict
+from common.typed_config import ConfigError, explain, from_dict, to_dict
 from envs.families import TaskFamily, family, names
 
 DEFAULT_FAMILY = "generalpoints"

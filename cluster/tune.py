@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.config import ExperimentConfig, load_experiment
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 
 VALIDATION_SUITE = "validation"
 SWEEPABLE = ("rl.lr", "sft.arm_lr", "sft.examples")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cluster.typed_config import check
+from common.typed_config import check
 
 TUNING_SUITES = ("validation",)
 """Suites for choosing hyperparameters, never evaluated unless named in ``suites``."""

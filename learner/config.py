@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cluster.typed_config import check
+from common.typed_config import check
 
 # Names registered in learner/losses.py, learner/advantages.py, learner/aggregation.py,
 # learner/kl.py and learner/truncation.py. Listed here (not imported) so that this module loads
@@ -193,6 +193,12 @@ class LearnerConfig:
     """Global gradient-norm clip (0 = off)."""
     micro_batch_size: int = 4
     """Sequences per rank per forward/backward."""
+    gradient_checkpointing: bool = False
+    """Keep only each decoder layer's input during the forward and recompute the rest in the
+    backward (policy and separate critic): activation memory drops from every layer's
+    intermediates to one layer's, for about a third more compute. Needed for long V-IRL
+    conversations with large models. With share_prefixes the prefix is still computed once,
+    but attention uses the ancestor mask instead of skipping the masked pairs."""
     share_prefixes: bool = True
     """Compute a token prefix once for all rows of a micro-batch that share it: the rows are
     packed as a prefix tree (learner/prefix_tree.py), each row's attention exactly what it

@@ -23,8 +23,8 @@ import pyarrow as pa
 import ray
 from ray.util.placement_group import remove_placement_group
 
-from cluster.placement import RoleSpec, in_bundle, reserve
-from cluster.placement_config import PlacementConfig
+from common.placement import RoleSpec, in_bundle, reserve
+from common.placement_config import PlacementConfig
 from learner.batching import TrainRow, shard_indices, turn_advantages
 from learner.config import LearnerConfig
 from learner.dynamic_sampling import informative_rows
@@ -54,7 +54,7 @@ def merge_metrics(per_rank: list[dict[str, float]]) -> dict[str, float]:
 class LearnerGroup:
     """Creates the ranks (one placement-group bundle each), joins them into one process group.
 
-    The placement group is built by cluster.placement, like every other role's, so
+    The placement group is built by common.placement, like every other role's, so
     ``placement.learner_strategy`` and ``placement.learner_resources`` apply to the ranks.
     """
 

@@ -168,6 +168,14 @@ class PolicyWithValue(nn.Module):
         head = ValueHead(h, value_head_hidden or h).to(dtype)
         return cls(policy, head, critic_model)
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute decoder activations in the backward (LearnerConfig.gradient_checkpointing)
+        for the policy and a separate critic. Non-reentrant: works with frozen parameters and
+        keyword arguments (the packed path's layout)."""
+        for model in (self.policy, self.critic):
+            if model is not None:
+                model.gradient_checkpointing_enable({"use_reentrant": False})
+
     @property
     def multimodal(self) -> bool:
         return getattr(self.policy.config, "vision_config", None) is not None
@@ -201,7 +209,11 @@ class PolicyWithValue(nn.Module):
         config = model.config
         extra: dict[str, Any] = {}
         attention = config._attn_implementation
-        if layout is not None and packed_attention.supports(config):
+        # Under gradient checkpointing the backward re-runs attention after this forward has
+        # restored the model's own implementation, so the tree-skipping kernel is left out:
+        # the ancestor mask alone gives the same values.
+        recomputes = getattr(model, "is_gradient_checkpointing", False)
+        if layout is not None and packed_attention.supports(config) and not recomputes:
             packed_attention.register()
             extra["pack_layout"] = layout
             # Only for this forward: the backward needs no config, and checkpoints, exports

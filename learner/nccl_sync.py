@@ -12,6 +12,7 @@ send nothing). Needs GPUs: tested on GPU machines only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -56,22 +57,31 @@ class NcclSender:
 
     def broadcast(self, policy: nn.Module, zero3: bool) -> int:
         """Send every tensor of ``weight_specs`` order; returns the count."""
-        import deepspeed
-
         stream = torch.cuda.current_stream()
-        n = 0
-        for _, p in _named_tensors(policy):
-            with deepspeed.zero.GatheredParameters([p], enabled=zero3):
-                self.comm.broadcast(p.data.contiguous(), src=0, stream=stream)
-            n += 1
+
+        def send(_: str, tensor: torch.Tensor) -> None:
+            self.comm.broadcast(tensor.contiguous(), src=0, stream=stream)
+
+        n = for_each_full_tensor(policy, zero3, send)
         torch.cuda.synchronize()
         return n
 
 
-def gather_only(policy: nn.Module) -> None:
-    """What non-zero learner ranks do during a ZeRO-3 broadcast: join every gather."""
+def for_each_full_tensor(
+    policy: nn.Module, zero3: bool, visit: Callable[[str, torch.Tensor], None] | None
+) -> int:
+    """Gather each tensor of ``weight_specs`` order in turn and hand the full tensor to
+    ``visit`` (the sending rank), or only join the gather (``visit`` None: the other ranks).
+
+    Under ZeRO-3 each gather is a collective: every learner rank must call this, with the same
+    policy, or the sending rank waits forever. Returns the number of tensors.
+    """
     import deepspeed
 
-    for _, p in _named_tensors(policy):
-        with deepspeed.zero.GatheredParameters([p]):
-            pass
+    n = 0
+    for name, p in _named_tensors(policy):
+        with deepspeed.zero.GatheredParameters([p], enabled=zero3):
+            if visit is not None:
+                visit(name, p.data)
+        n += 1
+    return n

@@ -20,8 +20,8 @@ from typing import Any
 import pyarrow as pa
 import torch
 
-from cluster.paths import set_build_env
-from cluster.ray_runtime import free_port
+from common.paths import set_build_env
+from common.ports import free_port
 from learner import checkpoint as ckpt
 from learner.batching import ModelBatch, TrainRow, collate, rows_from_table
 from learner.config import LearnerConfig
@@ -122,6 +122,8 @@ class LearnerRank(RankStateMixin, RankToolsMixin):
         if self.cfg.lora.enabled:  # after the seed: every rank draws the same adapter init
             add_lora(model.policy, self.cfg.lora, dtype)
         model.autocast_bf16 = self.cfg.autocast_bf16
+        if self.cfg.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
         self._pack = self.cfg.share_prefixes and model.packable
         if model.multimodal:
             self.chat = AutoProcessor.from_pretrained(model_path)

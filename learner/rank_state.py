@@ -77,10 +77,23 @@ class RankStateMixin:
 
         policy, zero3 = self.engine.module.policy, self.cfg.zero_stage == 3
         if self.rank != 0:
-            if zero3:
-                nccl_sync.gather_only(policy)
-            return 0
+            return nccl_sync.for_each_full_tensor(policy, zero3, None) if zero3 else 0
         return self._sender.broadcast(policy, zero3)
+
+    def broadcast_digest(self) -> list[tuple[str, list[int], float]]:
+        """What the NCCL broadcast would send, without sending: (name, shape, float64 sum) per
+        tensor in broadcast order, on rank 0 ([] elsewhere). Collective like the broadcast, so
+        the CPU tests run the same gather-and-iterate path on gloo ranks."""
+        from learner import nccl_sync
+
+        out: list[tuple[str, list[int], float]] = []
+
+        def record(name: str, tensor: Any) -> None:  # a full torch.Tensor
+            out.append((name, list(tensor.shape), float(tensor.double().sum())))
+
+        policy, zero3 = self.engine.module.policy, self.cfg.zero_stage == 3
+        nccl_sync.for_each_full_tensor(policy, zero3, record if self.rank == 0 else None)
+        return out
 
     def save_checkpoint(self, folder: str) -> None:
         """Everything to resume exactly (see learner/checkpoint.py). Collective."""

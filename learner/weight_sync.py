@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import ray
 
-from cluster.typed_config import RUN_NAME
+from common.typed_config import RUN_NAME
 
 SHM_ROOT = Path("/dev/shm")
 """Where the weight folders go (RAM-backed); the system temp folder where it is missing."""
@@ -98,16 +98,28 @@ class NcclBroadcastTransport:
     """
 
     def __init__(self, learner: Any, fleet: Any, gpus_per_engine: int, port: int = 0) -> None:
-        self.rank0 = learner.ranks[0]
+        self.ranks = list(learner.ranks)
+        self.rank0 = self.ranks[0]
         self.fleet = fleet
         self.gpus_per_engine = gpus_per_engine
         self.workers: list[Any] = []
+        self.version: int | None = None  # the last version broadcast
         self._join(port)
         self.specs: list[tuple[str, str, list[int]]] = ray.get(self.rank0.weight_specs.remote())
+        fleet.on_new_worker = self._serve_late_joiner
 
-    def _join(self, port: int = 0) -> None:
-        """(Re)build the NCCL group: learner rank 0 + every GPU of every current engine."""
-        workers = list(self.fleet.worker_handles)
+    def _serve_late_joiner(self, handle: Any) -> None:
+        """A worker the fleet just started (scale-up, replacement) gets the current policy
+        before it plays: the group is rebuilt with it and the last version broadcast again."""
+        if self.version is None:
+            return  # nothing broadcast yet: every engine serves the starting weights
+        self._join(extra=[handle])
+        self._broadcast(self.version)
+
+    def _join(self, port: int = 0, extra: list[Any] | None = None) -> None:
+        """(Re)build the NCCL group: learner rank 0 + every GPU of every current engine
+        (and of ``extra`` workers not in the fleet's list yet)."""
+        workers = [*self.fleet.worker_handles, *(extra or [])]
         addr, free = ray.get(self.rank0.address.remote())
         world = 1 + self.gpus_per_engine * len(workers)
         # Rank 0 hosts the rendezvous; engine workers join at offsets 1, 1 + gpus, ...
@@ -122,9 +134,15 @@ class NcclBroadcastTransport:
         start = time.perf_counter()
         if _actor_ids(self.fleet.worker_handles) != _actor_ids(self.workers):
             self._join()  # workers were added, replaced or drained since the last group
-        receives = [w.nccl_receive.remote(version, self.specs) for w in self.workers]
-        ray.get([self.rank0.nccl_broadcast_weights.remote(), *receives], timeout=SYNC_TIMEOUT_S)
+        self._broadcast(version)
+        self.version = version
         return {"timing/weight_sync": time.perf_counter() - start}
+
+    def _broadcast(self, version: int) -> None:
+        receives = [w.nccl_receive.remote(version, self.specs) for w in self.workers]
+        # Every rank: under ZeRO-3 each tensor's gather is a collective (only rank 0 sends).
+        sends = [r.nccl_broadcast_weights.remote() for r in self.ranks]
+        ray.get([*sends, *receives], timeout=SYNC_TIMEOUT_S)
 
     def close(self) -> None:
         pass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cluster.typed_config import check
+from common.typed_config import check
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from cluster.typed_config import check
+from common.typed_config import check
 
 
 @dataclass
@@ -21,7 +21,18 @@ class RolloutConfig:
     gpus_per_worker: float = 0.0
     """GPUs reserved per rollout worker (0 on CPU machines)."""
     tensor_parallel_size: int = 1
-    """vLLM tensor parallelism per engine (GPU clusters)."""
+    """vLLM tensor parallelism per engine (GPU clusters). A GPU worker's actor holds all its
+    GPUs (gpus_per_worker = tensor_parallel_size) and vLLM runs one process per GPU inside it
+    (its "mp" executor: its Ray executor refuses one placement bundle holding several GPUs)."""
+    gpu_memory_utilization: float = 0.9
+    """GPU engines: the share of each GPU's memory vLLM may take (weights + KV cache). Lower it
+    when the learner shares the GPUs (colocated mode)."""
+    max_num_seqs: int | None = None
+    """Most sequences the engine schedules at once (vLLM's max_num_seqs), CPU and GPU. None =
+    vLLM's own default for the platform."""
+    enable_sleep_mode: bool = False
+    """GPU engines: let vLLM release its weights and KV cache between rollouts (sleep / wake),
+    so a learner colocated on the same GPUs can use the memory while it trains."""
     dtype: Literal["float32", "bfloat16"] = "float32"
     """Engine precision."""
     max_model_len: int = 2048
@@ -71,6 +82,29 @@ class RolloutConfig:
         check(self.gpus_per_worker >= 0, "gpus_per_worker", "must be >= 0")
         check(self.cpu_cores >= 0, "cpu_cores", f"must be >= 0 (0 = auto), got {self.cpu_cores}")
         check(self.tensor_parallel_size >= 1, "tensor_parallel_size", "must be >= 1")
+        check(
+            self.gpus_per_worker == 0  # CPU engines: the ranks share the worker's cores
+            or self.gpus_per_worker == self.tensor_parallel_size
+            or self.tensor_parallel_size == 1,
+            "tensor_parallel_size",
+            f"{self.tensor_parallel_size} needs gpus_per_worker = {self.tensor_parallel_size} "
+            f"(one GPU per tensor-parallel rank), got {self.gpus_per_worker}",
+        )
+        check(
+            0 < self.gpu_memory_utilization <= 1,
+            "gpu_memory_utilization",
+            f"must be in (0, 1], got {self.gpu_memory_utilization}",
+        )
+        check(
+            self.max_num_seqs is None or self.max_num_seqs >= 1,
+            "max_num_seqs",
+            f"must be >= 1 or null, got {self.max_num_seqs}",
+        )
+        check(
+            not self.enable_sleep_mode or self.gpus_per_worker > 0,
+            "enable_sleep_mode",
+            "needs GPU engines (gpus_per_worker > 0): vLLM's sleep mode frees GPU memory",
+        )
         check(self.max_model_len >= 64, "max_model_len", "must be >= 64")
         check(
             1 <= self.max_new_tokens < self.max_model_len,

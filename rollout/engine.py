@@ -69,6 +69,10 @@ class Engine(Protocol):
 
     def version(self) -> int: ...
 
+    async def sleep(self) -> None: ...
+
+    async def wake_up(self) -> None: ...
+
     def shutdown(self) -> None: ...
 
 
@@ -158,6 +162,38 @@ class _DropInProcessSeedWarning(logging.Filter):
 _SEED_WARNING_FILTER = _DropInProcessSeedWarning()
 
 
+def vllm_engine_kwargs(
+    model_path: str | Path, cfg: RolloutConfig, multimodal: bool
+) -> dict[str, object]:
+    """What the rollout config hands to vLLM's AsyncEngineArgs (a pure function: tested
+    without vLLM)."""
+    kwargs: dict[str, object] = {
+        "model": str(model_path),
+        "dtype": cfg.dtype,
+        "enforce_eager": cfg.enforce_eager,
+        "max_model_len": cfg.max_model_len,
+        "seed": cfg.seed,
+        "tensor_parallel_size": cfg.tensor_parallel_size,
+        "enable_prefix_caching": True,
+        "limit_mm_per_prompt": {"image": 1} if multimodal else None,
+        "disable_log_stats": True,
+        # Behaviour log-probs of the distribution actually sampled (after temperature),
+        # which is what the learner's importance correction compares against.
+        "logprobs_mode": "processed_logprobs",
+        "worker_extension_cls": WORKER_EXTENSION if cfg.weight_sync == "nccl" else "",
+    }
+    if cfg.max_num_seqs is not None:
+        kwargs["max_num_seqs"] = cfg.max_num_seqs
+    if cfg.gpus_per_worker > 0:
+        kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        kwargs["enable_sleep_mode"] = cfg.enable_sleep_mode
+    if cfg.tensor_parallel_size > 1:
+        # Inside a placement group vLLM picks its Ray executor, which wants one bundle per GPU;
+        # the worker's actor already holds all of its GPUs, so the TP ranks are local processes.
+        kwargs["distributed_executor_backend"] = "mp"
+    return kwargs
+
+
 def make_engine(
     model_path: str | Path, cfg: RolloutConfig, multimodal: bool, worker_index: int = 0
 ) -> Engine:
@@ -178,21 +214,7 @@ class VLLMEngine:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        args = AsyncEngineArgs(
-            model=str(model_path),
-            dtype=cfg.dtype,
-            enforce_eager=cfg.enforce_eager,
-            max_model_len=cfg.max_model_len,
-            seed=cfg.seed,
-            tensor_parallel_size=cfg.tensor_parallel_size,
-            enable_prefix_caching=True,
-            limit_mm_per_prompt={"image": 1} if multimodal else None,
-            disable_log_stats=True,
-            # Behaviour log-probs of the distribution actually sampled (after temperature),
-            # which is what the learner's importance correction compares against.
-            logprobs_mode="processed_logprobs",
-            worker_extension_cls=WORKER_EXTENSION if cfg.weight_sync == "nccl" else "",
-        )
+        args = AsyncEngineArgs(**vllm_engine_kwargs(model_path, cfg, multimodal))
         logging.getLogger("vllm.engine.arg_utils").addFilter(_SEED_WARNING_FILTER)
         with scoped_env(engine_start_env(cfg, dict(os.environ))):
             self.engine = AsyncLLM.from_engine_args(args)
@@ -251,6 +273,14 @@ class VLLMEngine:
         await self.engine.collective_rpc("receive_weights", args=(specs,))
         await self.engine.reset_prefix_cache()
         self._version = version
+
+    async def sleep(self) -> None:
+        """Free the GPU memory for a colocated learner: level 1 keeps the weights in CPU
+        memory and drops the KV cache (rollout.enable_sleep_mode)."""
+        await self.engine.sleep(level=1)
+
+    async def wake_up(self) -> None:
+        await self.engine.wake_up()
 
     def version(self) -> int:
         return self._version
@@ -347,6 +377,12 @@ class HFEngine:
             )
             self.model = model.to(self.device).eval()
             self._version = version
+
+    async def sleep(self) -> None:  # HF generate holds no cache between calls
+        pass
+
+    async def wake_up(self) -> None:
+        pass
 
     def version(self) -> int:
         return self._version

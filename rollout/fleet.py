@@ -28,8 +28,8 @@ from ray.exceptions import (
 )
 from ray.util.placement_group import remove_placement_group
 
-from cluster.placement import PLACEMENT_TIMEOUT_S, PlacementError, RoleSpec, in_bundle, reserve
-from cluster.placement_config import PlacementConfig
+from common.placement import PLACEMENT_TIMEOUT_S, PlacementError, RoleSpec, in_bundle, reserve
+from common.placement_config import PlacementConfig
 from rollout.config import RolloutConfig
 from rollout.engine import Sampling
 from rollout.pools import EnvActor, VerifierActor, hung_actor
@@ -100,6 +100,9 @@ class RolloutFleet:
         self.replaced = {"rollout": 0, "env": 0, "verifier": 0}
         self.version = 0
         self.weights_dir: str | None = None
+        # Set by a transport that pushes weights (NCCL): brings a new worker to the current
+        # policy before it plays. The shared-memory path uses weights_dir instead.
+        self.on_new_worker: Any = None
         self.unplaceable = 0  # a worker count that did not fit; not retried until it changes
         self.scale(cfg.num_workers, strict=True)
 
@@ -124,6 +127,8 @@ class RolloutFleet:
         )
         if self.weights_dir is not None:  # a late joiner serves the current policy too
             ray.get(handle.load_weights.remote(self.version, self.weights_dir))
+        elif self.on_new_worker is not None:
+            self.on_new_worker(handle)
         return _Worker(worker_id, handle, pg, starting=handle.version.remote())
 
     def _retire(self, worker: _Worker, graceful: bool = True) -> None:
@@ -353,6 +358,13 @@ class RolloutFleet:
         new = self._new_worker()
         self.workers[new.worker_id] = new
         return new.worker_id
+
+    def sleep(self) -> None:
+        """Colocated mode: every engine frees its GPU memory while the learner trains."""
+        ray.get([w.handle.sleep.remote() for w in self.workers.values()])
+
+    def wake_up(self) -> None:
+        ray.get([w.handle.wake_up.remote() for w in self.workers.values()])
 
     @property
     def worker_handles(self) -> list[Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cluster.paths import set_build_env
+from common.paths import set_build_env
 from rollout.config import RolloutConfig
 from rollout.engine import Sampling, make_engine
 from rollout.pools import ActorPool
@@ -90,6 +90,12 @@ class RolloutWorker:
     async def nccl_receive(self, version: int, specs: list[tuple[str, str, list[int]]]) -> int:
         await self.engine.nccl_receive(version, specs)  # type: ignore[attr-defined]
         return self.engine.version()
+
+    async def sleep(self) -> None:
+        await self.engine.sleep()
+
+    async def wake_up(self) -> None:
+        await self.engine.wake_up()
 
     def version(self) -> int:
         return self.engine.version()

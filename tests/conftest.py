@@ -23,7 +23,8 @@ def ray_cluster():
     import ray
 
     from cluster.ray_config import RayConfig
-    from cluster.ray_runtime import free_port, init_ray
+    from cluster.ray_runtime import init_ray
+    from common.ports import free_port
 
     handle = init_ray(RayConfig(num_cpus=2, dashboard_port=free_port()))
     yield handle

@@ -31,10 +31,13 @@ import re
 from collections import Counter
 from typing import Any
 
-from envs.generalpoints.cards import GeneralPointsTask, parse_rank
-from envs.generalpoints.config import GeneralPointsConfig
-from envs.generalpoints.prompts import REASONS, failure_feedback
 from verifier.base import Verdict
+from verifier.generalpoints_rules import (
+    GeneralPointsRules,
+    GeneralPointsScoring,
+    GeneralPointsTask,
+    parse_rank,
+)
 from verifier.json_answer import extract_last_object
 from verifier.safe_arith import safe_eval
 
@@ -64,6 +67,27 @@ _INT = re.compile(r"-?\d{1,12}")
 _MAX_LIST = 16  # longer "cards"/"number" lists are wrong for any hand; don't parse them
 _MAX_VALUE_IN_FEEDBACK = 40
 _MAX_FORMULA_SHOWN = 200  # the parsed formula kept in the verdict (evaluation samples)
+
+# Reasons a response failed, in the order the verifier reports them. Texts never quote the
+# model's own output (it may hold characters outside the observation charset).
+REASONS = {
+    "parse_error": 'your reply does not end with a JSON object that has a "formula" field',
+    "illegal_formula": "your formula is not legal ({detail})",
+    "wrong_cards": "the cards in your answer are not the cards shown in the image",
+    "wrong_numbers": "your formula does not use each card's number exactly once",
+    "wrong_number_field": 'the "number" field does not list what the cards count as',
+    "wrong_value": "your formula evaluates to {value}, not {target}",
+}
+
+
+def failure_feedback(reasons: list[str]) -> str:
+    """The next user turn after a failed attempt."""
+    joined = "; ".join(reasons) if reasons else "your answer is not correct"
+    return (
+        f"You failed this trial because {joined}. "
+        f"Try again and end your reply with a corrected JSON object."
+    )
+
 
 CATEGORIES = (
     "none",
@@ -136,8 +160,10 @@ def _cards_match(cards_field: Any, task: GeneralPointsTask) -> bool:
 class GeneralPointsVerifier:
     """`verify(task_state, response_text) -> Verdict` for GeneralPoints (training and eval)."""
 
-    def __init__(self, config: GeneralPointsConfig | dict[str, Any] | None = None) -> None:
-        self.config = GeneralPointsConfig.coerce(config)
+    def __init__(self, config: GeneralPointsRules | dict[str, Any] | None = None) -> None:
+        # Only what decides a verdict is kept: the env's GeneralPointsConfig, a dict of
+        # GeneralPointsScoring's fields, or None (the paper's table, text mode).
+        self.config = GeneralPointsScoring.coerce(config)
 
     def verify(self, task_state: GeneralPointsTask | dict[str, Any], response_text: str) -> Verdict:
         if not isinstance(response_text, str):

@@ -6,7 +6,8 @@ quotes, trailing commas, case and spacing in action names) and bounded: the text
 ``max_response_chars`` first (public helpers cut it too), every pass over the text is linear in
 its length, deeply nested candidates skip the JSON parser, and nothing is ever evaluated.
 
-Two scoring rules (``VirlConfig.scoring``), one reward per turn, never stacked:
+Two scoring rules (``VirlScoring.scoring``, from the env's ``VirlConfig.scoring``), one reward
+per turn, never stacked:
 
 ``study`` (default, as the study scores): the action alone decides.
 - the action is the expected one: ``correct`` (+1), success, whatever the observation says
@@ -34,9 +35,15 @@ import json
 import re
 from typing import Any
 
-from envs.virl.config import DEFAULT_MAX_RESPONSE_CHARS, VirlConfig, VirlRewards
-from envs.virl.directions import ABSOLUTE_DIRECTIONS, RELATIVE_DIRECTIONS
 from verifier.base import Verdict
+from verifier.virl_rules import (
+    ABSOLUTE_DIRECTIONS,
+    DEFAULT_MAX_RESPONSE_CHARS,
+    RELATIVE_DIRECTIONS,
+    VirlRewards,
+    VirlRules,
+    VirlScoring,
+)
 
 MAX_JSON_DEPTH = 8
 """Candidates nested deeper than this are not handed to json.loads (which recurses)."""
@@ -254,8 +261,10 @@ def mentioned_landmarks(observation: str, names: list[str]) -> set[str]:
 class VirlVerifier:
     """Scores one V-IRL answer; pure and deterministic (the same code for reward and eval)."""
 
-    def __init__(self, config: VirlConfig | dict[str, Any] | None = None) -> None:
-        self.config = VirlConfig.from_any(config)
+    def __init__(self, config: VirlRules | dict[str, Any] | None = None) -> None:
+        # Only what decides a verdict is kept: the env's VirlConfig, a dict of VirlScoring's
+        # fields, or None (the study's rule and table).
+        self.config = VirlScoring.coerce(config)
 
     def verify(self, task_state: dict[str, Any], response_text: str) -> Verdict:
         limit = self.config.max_response_chars

@@ -24,13 +24,13 @@ from types import MappingProxyType
 
 from PIL import Image
 
-from envs.generalpoints.cards import Card
 from envs.generalpoints.deck_files import (
     DECK_FILE_NAMES,
     card_file_name,
     check_deck_folder,
     deck_folder,
 )
+from verifier.generalpoints_rules import Card
 
 STUDY_TABLE_GREEN = (0x35, 0x65, 0x4D)
 CARD_WIDTH_SHARE = 0.9

@@ -4,22 +4,28 @@ One dataclass describes every variant the paper uses (text or image observation,
 or the ordinal face-card rule, black or red suits) and the scaled-down ones a CPU demo needs
 (2 cards, a per-hand target). Variants are values of this config, never subclasses.
 
-This module imports only the standard library so it loads anywhere (no torch, ray, PIL).
+This module imports only the standard library (and verifier.generalpoints_rules, which does
+too) so it loads anywhere (no torch, ray, PIL).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from envs.generalpoints.deck_files import check_deck_folder
 
-FACE_CARD_RULES = ("ten", "ordinal")
+# The rules the verifier scores with are defined beside it (verifier/ imports nothing from envs/).
+from verifier.generalpoints_rules import (
+    FACE_CARD_RULES,
+    OBSERVATION_MODES,
+    RewardTable,
+    reject_unknown,
+)
+
 SUIT_COLORS = ("black", "red", "mixed")
-OBSERVATION_MODES = ("text", "image")
 SPLITS = ("train", "validation", "eval", "all")
 TARGET_MODES = ("fixed", "one_op")
 
@@ -45,47 +51,6 @@ def _check_int(name: str, value: object, lo: int | None = None, hi: int | None =
 def _check_bool(name: str, value: object) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{name}: {value!r} is not one of [True, False]")
-
-
-@dataclass(frozen=True)
-class RewardTable:
-    """Per-response rewards; defaults are the paper's GeneralPoints table."""
-
-    correct: float = 5.0
-    """A legal formula that uses every card number once and equals the target."""
-    wrong_value: float = -1.0
-    """A legal formula with the right numbers whose value is not the target."""
-    wrong_numbers: float = -2.0
-    """The formula does not use each card's number exactly once (the "number" field never
-    decides success or reward: it feeds the translation metric and the feedback)."""
-    illegal_formula: float = -3.0
-    """No parsable answer, or a formula that is not + - * / over integers (or divides by 0)."""
-    wrong_cards: float = -1.5
-    """Image mode: the "cards" field does not name the ranks shown."""
-    budget_exceeded: float = -1.0
-    """Added to the last turn's reward when all `viter` attempts failed (episode-level event)."""
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            if not ok or not math.isfinite(value):
-                raise ValueError(f"rewards.{f.name}: {value!r} is not a finite number")
-
-    def to_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RewardTable:
-        _reject_unknown("rewards", cls, data)
-        return cls(**data)
-
-
-def _reject_unknown(prefix: str, cls: type, data: dict[str, Any]) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{prefix}: unknown field(s) {unknown}; allowed: {sorted(known)}")
 
 
 REMOVED_FIELDS: dict[str, str] = {
@@ -203,7 +168,7 @@ class GeneralPointsConfig:
         """Build from a plain dict (e.g. parsed YAML); unknown keys are an error, not ignored."""
         for key in set(data) & set(REMOVED_FIELDS):
             raise ValueError(f"{key}: removed: {REMOVED_FIELDS[key]}")
-        _reject_unknown("GeneralPointsConfig", cls, data)
+        reject_unknown("GeneralPointsConfig", cls, data)
         data = dict(data)
         if isinstance(data.get("rewards"), dict):
             data["rewards"] = RewardTable.from_dict(data["rewards"])

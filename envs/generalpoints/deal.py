@@ -33,15 +33,15 @@ from functools import lru_cache
 
 import numpy as np
 
-from envs.generalpoints.cards import (
+from envs.generalpoints.config import GeneralPointsConfig
+from envs.generalpoints.solver import is_solvable
+from verifier.generalpoints_rules import (
     RANKS,
     SUITS_BY_COLOR,
     Card,
     GeneralPointsTask,
     rank_value,
 )
-from envs.generalpoints.config import GeneralPointsConfig
-from envs.generalpoints.solver import is_solvable
 
 RankMultiset = tuple[str, ...]
 NumberKey = tuple[int, ...]

@@ -14,9 +14,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-# Kept here rather than derived from envs.generalpoints.cards: cards imports the config, which
-# imports this module, so importing cards from here would be a cycle. A unit test checks that
-# these cover exactly cards.RANKS and cards.SUITS.
+# The study's file-name letters, spelled out here; a unit test checks that they cover exactly
+# verifier.generalpoints_rules.RANKS and SUITS.
 SUIT_LETTERS: dict[str, str] = {"clubs": "C", "diamonds": "D", "hearts": "H", "spades": "S"}
 RANK_LETTERS: dict[str, str] = {
     "A": "A",

@@ -24,13 +24,13 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.generalpoints.card_images import load_deck
-from envs.generalpoints.cards import GeneralPointsTask
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.generalpoints.deal import deal_task, eligible_hands
 from envs.generalpoints.prompts import budget_feedback, initial_prompt
 from envs.generalpoints.render import render_hand
 from verifier.base import Verdict, verify_total
 from verifier.generalpoints import GeneralPointsVerifier
+from verifier.generalpoints_rules import GeneralPointsTask
 
 # gymnasium's Text default charset is alphanumeric only; prompts hold punctuation and newlines.
 TEXT_CHARSET = frozenset(string.printable)

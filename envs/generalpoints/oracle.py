@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from envs.generalpoints.cards import GeneralPointsTask
 from envs.generalpoints.solver import solve, steps, to_formula
+from verifier.generalpoints_rules import GeneralPointsTask
 
 
 def oracle_formula(task: GeneralPointsTask) -> str:

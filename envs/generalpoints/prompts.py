@@ -1,4 +1,7 @@
-"""Every sentence the GeneralPoints task says to the model: the first user turn and feedback.
+"""What the GeneralPoints env says to the model: the first user turn and the budget notice.
+
+The feedback after a failed answer is the verifier's (verifier.generalpoints: REASONS,
+failure_feedback); it travels in the verdict.
 
 All text is printable ASCII so it fits the env's Text observation space. The OOD rule is worded
 one card per line, K first, so the right value is never simply "the first number listed".
@@ -11,7 +14,7 @@ learner's shared-prefix training compute once.
 
 from __future__ import annotations
 
-from envs.generalpoints.cards import GeneralPointsTask
+from verifier.generalpoints_rules import GeneralPointsTask
 
 _COUNT_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
@@ -54,28 +57,10 @@ def initial_prompt(task: GeneralPointsTask, observation_mode: str) -> str:
     )
 
 
-# Reasons a response failed, in the order the verifier reports them. Texts never quote the
-# model's own output (it may hold characters outside the observation charset).
-REASONS = {
-    "parse_error": 'your reply does not end with a JSON object that has a "formula" field',
-    "illegal_formula": "your formula is not legal ({detail})",
-    "wrong_cards": "the cards in your answer are not the cards shown in the image",
-    "wrong_numbers": "your formula does not use each card's number exactly once",
-    "wrong_number_field": 'the "number" field does not list what the cards count as',
-    "wrong_value": "your formula evaluates to {value}, not {target}",
-}
-
-
-def failure_feedback(reasons: list[str]) -> str:
-    """The next user turn after a failed attempt."""
-    joined = "; ".join(reasons) if reasons else "your answer is not correct"
-    return (
-        f"You failed this trial because {joined}. "
-        f"Try again and end your reply with a corrected JSON object."
-    )
-
-
 def budget_feedback(feedback: str, viter: int) -> str:
-    """Feedback for the last failed attempt, when the verification budget is spent."""
+    """Feedback for the last failed attempt, when the verification budget is spent.
+
+    ``feedback`` is the verifier's text (verifier.generalpoints.failure_feedback), which ends
+    with "Try again ..."; that request is replaced by the budget notice."""
     first = feedback.split(" Try again", 1)[0]
     return f"{first} You have used all {viter} attempts."

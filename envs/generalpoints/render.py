@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from envs.generalpoints.card_images import load_deck, render_deck_table
-from envs.generalpoints.cards import Card
+from verifier.generalpoints_rules import Card
 
 TABLE_GREEN = (24, 104, 56)
 CARD_WHITE = (250, 250, 246)

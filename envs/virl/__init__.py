@@ -1,7 +1,8 @@
 """V-IRL navigation: routes, synthetic cities, street views, the expert and the environment.
 
 Modules (light ones first; none imports torch or ray):
-    config      VirlConfig, VirlRewards: the typed task variant
+    config      VirlConfig: the typed task variant (its action spaces, reward table and
+                scoring rule are the verifier's, in verifier.virl_rules)
     directions  headings, compass and relative turn labels (wrapped to (-180, 180])
     routes      Route/Place/Milestone and the loader for this project's data layout
     study_layout  routes in the study's release layout (route_infos.json as its code reads it)
@@ -15,9 +16,10 @@ Modules (light ones first; none imports torch or ray):
     pools       train/eval/vln_mini route pools, view sources, eval_tasks
     env         VirlEnv (gymnasium id "veriray/VIRL-v0")
 
-The package imports only the config here, so ``verifier.virl`` can import it without a cycle.
+The package imports only the config here, so importing it stays light.
 """
 
-from envs.virl.config import VirlConfig, VirlRewards
+from envs.virl.config import VirlConfig
+from verifier.virl_rules import VirlRewards
 
 __all__ = ["VirlConfig", "VirlRewards"]

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+# The rules the verifier scores with are defined beside it (verifier/ imports nothing from envs/).
+from verifier.virl_rules import DEFAULT_MAX_RESPONSE_CHARS, SCORINGS, VirlRewards
+
 CITY_NAMES: tuple[str, ...] = (
     "new_york",
     "milan",
@@ -27,27 +30,7 @@ CITY_NAMES: tuple[str, ...] = (
 SPLITS: tuple[str, ...] = ("train", "eval", "vln_mini", "all")
 ACTION_SPACES: tuple[str, ...] = ("absolute", "relative")
 OBSERVATION_MODES: tuple[str, ...] = ("text", "image")
-SCORINGS: tuple[str, ...] = ("study", "strict")
 DATA_FORMATS: tuple[str, ...] = ("auto", "study", "project")
-DEFAULT_MAX_RESPONSE_CHARS = 8000
-"""Responses are cut to this many characters before parsing (the verifier and its helpers)."""
-
-
-@dataclass(frozen=True)
-class VirlRewards:
-    """The reward table (the study's values). Penalties never stack: one value per turn."""
-
-    correct: float = 1.0
-    """The right action (under scoring 'strict' also the right observation): the agent
-    advances to the next point."""
-    wrong_action: float = -1.0
-    """The action is wrong or outside the action space, or no answer was found."""
-    wrong_observation: float = -1.5
-    """Scoring 'strict' only: the reported observation does not name exactly the landmark(s)
-    visible at this point."""
-    budget_exceeded: float = -1.5
-    """The last allowed try at a point failed (the budget is spent): the route fails with this
-    reward."""
 
 
 @dataclass

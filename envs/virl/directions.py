@@ -9,17 +9,8 @@ from __future__ import annotations
 
 import math
 
-ABSOLUTE_DIRECTIONS: tuple[str, ...] = (
-    "north",
-    "northeast",
-    "east",
-    "southeast",
-    "south",
-    "southwest",
-    "west",
-    "northwest",
-)
-RELATIVE_DIRECTIONS: tuple[str, ...] = ("left", "right", "slightly left", "slightly right")
+# The action spaces are the verifier's rules (verifier/ imports nothing from envs/).
+from verifier.virl_rules import ABSOLUTE_DIRECTIONS
 
 SHARP_TURN_DEG = 45.0
 """Heading changes beyond +-45 degrees are a full left/right; within, a 'slight' one."""

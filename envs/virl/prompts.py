@@ -10,16 +10,11 @@ shared-prefix training compute the shared part once.
 
 from __future__ import annotations
 
-from envs.virl.directions import (
-    ABSOLUTE_DIRECTIONS,
-    RELATIVE_DIRECTIONS,
-    bearing,
-    compass_label,
-    side_word,
-)
+from envs.virl.directions import bearing, compass_label, side_word
 from envs.virl.oracle import OracleStep
 from envs.virl.render import grid_headings
 from envs.virl.routes import Route
+from verifier.virl_rules import ABSOLUTE_DIRECTIONS, RELATIVE_DIRECTIONS
 
 ANSWER_KEYS: tuple[str, str, str] = ("current observation", "current instruction", "action")
 

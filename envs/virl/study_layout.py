@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from envs.virl.city import stable_seed
-from envs.virl.directions import ABSOLUTE_DIRECTIONS, relative_label
+from envs.virl.directions import relative_label
 from envs.virl.routes import Milestone, Place, Route, RouteFormatError
 from verifier.virl import mentioned_landmarks
+from verifier.virl_rules import ABSOLUTE_DIRECTIONS
 
 NO_LANDMARK = "No landmark nearby"
 """The study's text for a block without a ``landmarks`` line."""

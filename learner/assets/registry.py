@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.paths import models_dir, set_build_env
+from common.paths import models_dir, set_build_env
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from cluster.ray_runtime import free_port
+import psutil
+
+from common.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_S = 900
@@ -27,3 +34,40 @@ def quick_demo_args(out: Path, *extra: str) -> list[str]:
         f"ray.dashboard_port={free_port()}",
         *extra,
     ]
+
+
+def actor_process(job: subprocess.Popen, title: str) -> psutil.Process | None:
+    """The process of the job's Ray actor whose process title holds ``title`` (e.g.
+    "ray::LearnerRank"); Ray may re-parent workers, so it looks through this session."""
+    for proc in psutil.process_iter(["cmdline"]):
+        named = title in " ".join(proc.info["cmdline"] or [])
+        if named and os.getsid(proc.pid) == os.getsid(job.pid):
+            return proc
+    return None
+
+
+def run_and_kill_on_event(
+    args: list[str], log_path: Path, event: Callable[[], bool], title: str
+) -> tuple[int, str]:
+    """Run ``args`` (a quick demo) and SIGKILL the process of the actor named ``title`` as
+    soon as ``event()`` is true; return the job's exit code and output."""
+    with log_path.open("w") as log:
+        job = subprocess.Popen(
+            args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            victim = None
+            deadline = time.monotonic() + JOB_TIMEOUT_S
+            while job.poll() is None and time.monotonic() < deadline:
+                if event():
+                    victim = actor_process(job, title)
+                    if victim is not None:
+                        victim.send_signal(signal.SIGKILL)
+                        break
+                time.sleep(0.02)
+            assert victim is not None, f"no {title} process found once the event happened"
+            job.wait(timeout=JOB_TIMEOUT_S)
+        finally:
+            if job.poll() is None:
+                os.killpg(job.pid, signal.SIGKILL)
+    return job.returncode, log_path.read_text()

@@ -8,55 +8,22 @@ waits for an event: the first episode written to the buffer's journal."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
-import psutil
-
-from tests.integration.quick_demo import JOB_TIMEOUT_S, ROOT, quick_demo_args
+from tests.integration.quick_demo import quick_demo_args, run_and_kill_on_event
 
 UPDATES, EPISODES_PER_UPDATE = 3, 8  # quick_demo_args sets rl.episodes_per_update=8
 
 
-def _buffer_process(job: subprocess.Popen) -> psutil.Process | None:
-    for proc in psutil.process_iter(["cmdline"]):
-        named = "ray::ReplayBufferActor" in " ".join(proc.info["cmdline"] or [])
-        if named and os.getsid(proc.pid) == os.getsid(job.pid):
-            return proc
-    return None
-
-
 def test_a_killed_buffer_comes_back_with_every_episode(tmp_path: Path) -> None:
     run_dir = tmp_path / "quick"
-    log_path = tmp_path / "job.log"
-    with log_path.open("w") as log:
-        job = subprocess.Popen(
-            quick_demo_args(tmp_path, f"rl.updates={UPDATES}"),
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            victim = None
-            deadline = time.monotonic() + JOB_TIMEOUT_S
-            while job.poll() is None and time.monotonic() < deadline:
-                if next(run_dir.glob("buffer-journal-*/add-*.parquet"), None) is not None:
-                    victim = _buffer_process(job)
-                    if victim is not None:
-                        victim.send_signal(signal.SIGKILL)
-                        break
-                time.sleep(0.02)
-            assert victim is not None, "no buffer actor found after the first episode arrived"
-            job.wait(timeout=JOB_TIMEOUT_S)
-        finally:
-            if job.poll() is None:
-                os.killpg(job.pid, signal.SIGKILL)
-    output = log_path.read_text()
-    assert job.returncode == 0, output[-4000:]
+    code, output = run_and_kill_on_event(
+        quick_demo_args(tmp_path, f"rl.updates={UPDATES}"),
+        tmp_path / "job.log",
+        lambda: next(run_dir.glob("buffer-journal-*/add-*.parquet"), None) is not None,
+        "ray::ReplayBufferActor",
+    )
+    assert code == 0, output[-4000:]
     assert "starting again" not in output  # the arm went on; only the buffer restarted
 
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

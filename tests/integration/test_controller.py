@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cluster.ray_runtime import free_port
+from common.ports import free_port
 from tests.integration.quick_demo import JOB_TIMEOUT_S, ROOT, quick_demo_args
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from cluster.ray_runtime import free_port
+from common.ports import free_port
 from tests.integration.quick_demo import JOB_TIMEOUT_S, ROOT
 from tests.plugins.install import env_with, install_plugin
 

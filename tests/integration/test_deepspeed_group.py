@@ -67,3 +67,56 @@ def test_shared_prefix_gradients_are_exact_under_zero3(ray_cluster) -> None:
         for name, w in want["grads"].items():
             err = torch.linalg.norm(got["grads"][name] - w)
             assert err <= 1e-5 * torch.linalg.norm(w) + 1e-12, name
+
+
+def test_the_nccl_sync_gathers_every_tensor_on_every_zero3_rank(ray_cluster) -> None:
+    """The NCCL weight sync's gather-and-iterate on 2 ZeRO-3 gloo ranks (the send itself needs
+    GPUs): every rank joins each tensor's gather, and rank 0 sees every full tensor, in the
+    order the engines expect. With only rank 0 iterating, this call would never return."""
+    import math
+
+    import ray
+    from transformers import AutoModelForCausalLM
+
+    path = str(prepare("tiny-lm"))
+    group = LearnerGroup(LearnerConfig(num_ranks=2, zero_stage=3, micro_batch_size=2), path)
+    try:
+        digests = group.call_all("broadcast_digest")
+        specs = ray.get(group.ranks[0].weight_specs.remote())
+    finally:
+        group.shutdown()
+    assert digests[1] == []  # the other rank only joined the gathers
+    assert [(n, shape) for n, shape, _ in digests[0]] == [(n, shape) for n, _, shape in specs]
+    reference = AutoModelForCausalLM.from_pretrained(path)
+    expected = {n: float(p.double().sum()) for n, p in reference.named_parameters()}
+    expected.setdefault("lm_head.weight", expected["model.embed_tokens.weight"])  # tied head
+    for name, _, total in digests[0]:
+        assert math.isclose(total, expected[name], rel_tol=1e-9, abs_tol=1e-9), name
+
+
+@pytest.mark.parametrize("share_prefixes", [False, True], ids=["plain", "packed"])
+def test_gradient_checkpointing_gives_the_same_gradients(ray_cluster, share_prefixes) -> None:
+    """Recomputing activations in the backward changes memory, not the math: the same loss and
+    every parameter's gradient (fp32, relative 1e-5), plain and prefix-packed."""
+    import torch
+
+    from learner.batching import TrainRow
+
+    shared = list(range(5, 30))
+    rows = [
+        TrainRow([*shared, 50], [60, 61, 62], [True] * 3, [False] * 3),
+        TrainRow([*shared, 52], [63, 64], [True] * 2, [False] * 2),
+    ]
+    out = {}
+    for checkpointing in (False, True):
+        cfg = LearnerConfig(micro_batch_size=2, gradient_checkpointing=checkpointing)
+        group = LearnerGroup(cfg, str(prepare("tiny-lm")))
+        try:
+            out[checkpointing] = group.call("sft_gradients", [(rows, share_prefixes)])[0]
+        finally:
+            group.shutdown()
+    want, got = out[False], out[True]
+    assert got["loss"] == pytest.approx(want["loss"], rel=1e-6)
+    for name, w in want["grads"].items():
+        err = torch.linalg.norm(got["grads"][name] - w)
+        assert err <= 1e-5 * torch.linalg.norm(w) + 1e-12, name

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cluster.ray_auth import ensure_token_file
-from cluster.ray_runtime import free_port
+from common.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD_START_TIMEOUT_S = 120

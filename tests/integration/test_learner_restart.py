@@ -7,62 +7,21 @@ an event: the first checkpoint sealed on disk."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
-import psutil
-
-from tests.integration.quick_demo import JOB_TIMEOUT_S, ROOT, quick_demo_args
-
-
-def _rank_process(job: subprocess.Popen) -> psutil.Process | None:
-    for proc in psutil.Process(job.pid).children(recursive=True):
-        try:
-            if "ray::LearnerRank" in " ".join(proc.cmdline()):
-                return proc
-        except psutil.Error:
-            continue
-    # Ray workers may be children of the raylet, itself a child of the driver; if Ray
-    # re-parented them, look everywhere in this session.
-    for proc in psutil.process_iter(["cmdline"]):
-        named = "ray::LearnerRank" in " ".join(proc.info["cmdline"] or [])
-        if named and os.getsid(proc.pid) == os.getsid(job.pid):
-            return proc
-    return None
+from tests.integration.quick_demo import quick_demo_args, run_and_kill_on_event
 
 
 def test_a_killed_learner_rank_is_rebuilt_from_the_last_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "quick"
     first = run_dir / "checkpoints" / "update-000001" / "COMPLETE.json"
-    log_path = tmp_path / "job.log"
-    with log_path.open("w") as log:
-        job = subprocess.Popen(
-            quick_demo_args(tmp_path, "rl.updates=3", "evaluation.every_k_updates=1"),
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            victim = None
-            deadline = time.monotonic() + JOB_TIMEOUT_S
-            while job.poll() is None and time.monotonic() < deadline:
-                if first.is_file():
-                    victim = _rank_process(job)
-                    if victim is not None:
-                        victim.send_signal(signal.SIGKILL)
-                        break
-                time.sleep(0.05)
-            assert victim is not None, "no learner rank found after the first checkpoint"
-            job.wait(timeout=JOB_TIMEOUT_S)
-        finally:
-            if job.poll() is None:
-                os.killpg(job.pid, signal.SIGKILL)
-    output = log_path.read_text()
-    assert job.returncode == 0, output[-4000:]
+    code, output = run_and_kill_on_event(
+        quick_demo_args(tmp_path, "rl.updates=3", "evaluation.every_k_updates=1"),
+        tmp_path / "job.log",
+        first.is_file,
+        "ray::LearnerRank",
+    )
+    assert code == 0, output[-4000:]
     assert "an actor died" in output and "starting again from update-000001" in output
 
     checkpoints = run_dir / "checkpoints"

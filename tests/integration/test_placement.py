@@ -14,7 +14,7 @@ SCRIPT = r"""
 import json, ray
 from ray.cluster_utils import Cluster
 from cluster.config import load_experiment
-from cluster.placement import in_bundle, reserve, role_specs
+from common.placement import in_bundle, reserve, role_specs
 
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "resources": {"head": 1}})
 trainer = cluster.add_node(num_cpus=4, num_gpus=2, resources={"trainer_node": 1})

@@ -87,13 +87,23 @@ def test_engines_match_the_learner_after_a_sync(ray_cluster, tmp_path: Path) -> 
         group.shutdown()
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="NCCL weight broadcast needs GPUs")
-def test_nccl_broadcast_matches_the_learner(ray_cluster, tmp_path: Path) -> None:
+def _gpus() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _nccl_broadcast_matches_the_learner(tmp_path: Path, learner: LearnerConfig) -> None:
+    """Train, broadcast over NCCL, and compare the engine's log-probs with the learner's. CPU
+    reservations fit the tests' 2-CPU Ray cluster (ranks 1 each at most, the rest small)."""
     model = prepare("tiny-lm")
-    group = LearnerGroup(LearnerConfig(lr=1e-2, gpus_per_rank=1, cpus_per_rank=1), str(model))
+    group = LearnerGroup(learner, str(model))
     cfg = RolloutConfig(
-        max_model_len=1024, max_new_tokens=24, gpus_per_worker=1, weight_sync="nccl"
+        max_model_len=1024,
+        max_new_tokens=24,
+        gpus_per_worker=1,
+        weight_sync="nccl",
+        cpus_per_worker=0.2,
+        cpus_per_env_actor=0.05,
+        cpus_per_verifier_actor=0.05,
     )
     fleet = RolloutFleet(model, cfg, False, tmp_path / "img")
     transport = NcclBroadcastTransport(group, fleet, gpus_per_engine=1)
@@ -106,9 +116,26 @@ def test_nccl_broadcast_matches_the_learner(ray_cluster, tmp_path: Path) -> None
             [EpisodeSpec(f"h{i}", "generalpoints", TASK, o) for i, o in enumerate(options)],
             sampling=GREEDY,
         )
-        learner = group.score(_rows(after))
+        learner_lp = group.score(_rows(after))
         engine = [t.behaviour_logprobs for r in after for t in r.turns]
-        assert max(abs(a - b) for la, le in zip(learner, engine) for a, b in zip(la, le)) < 1e-3
+        assert max(abs(a - b) for la, le in zip(learner_lp, engine) for a, b in zip(la, le)) < 1e-3
     finally:
         fleet.shutdown()
         group.shutdown()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_gpus() < 2, reason="needs 2 GPUs: one learner rank, one engine")
+def test_nccl_broadcast_matches_the_learner(ray_cluster, tmp_path: Path) -> None:
+    _nccl_broadcast_matches_the_learner(
+        tmp_path, LearnerConfig(lr=1e-2, gpus_per_rank=1, cpus_per_rank=0.5)
+    )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_gpus() < 3, reason="needs 3 GPUs: two ZeRO-3 learner ranks, one engine")
+def test_nccl_broadcast_from_two_zero3_ranks(ray_cluster, tmp_path: Path) -> None:
+    learner = LearnerConfig(
+        lr=1e-2, num_ranks=2, zero_stage=3, gpus_per_rank=1, cpus_per_rank=0.5, micro_batch_size=1
+    )
+    _nccl_broadcast_matches_the_learner(tmp_path, learner)

@@ -15,7 +15,7 @@ import pytest
 
 from cluster.cli import main
 from cluster.config import ExperimentConfig, load_experiment
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
 PAPER = ROOT / "configs" / "paper"

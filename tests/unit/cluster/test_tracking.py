@@ -10,7 +10,7 @@ import pytest
 
 from cluster.config import ExperimentConfig, load_experiment
 from cluster.tracking import make_trackers
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 
 ROWS = [
     {"prompt": "cards 1 2 3 4", "response": '{"formula": "1*2*3*4"}', "reward": 5.0,

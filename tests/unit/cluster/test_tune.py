@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cluster.tune import score, sweep_configs, sweep_overrides, write_sweep
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "configs" / "cpu" / "demo.yaml"

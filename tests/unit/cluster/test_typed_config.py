@@ -11,7 +11,7 @@ from typing import Literal
 import pytest
 
 from cluster.config import ExperimentConfig, load_experiment
-from cluster.typed_config import (
+from common.typed_config import (
     ConfigError,
     apply_overrides,
     check,
@@ -164,7 +164,7 @@ def test_every_shipped_config_loads(path: Path) -> None:
 
 def test_config_modules_import_nothing_heavy() -> None:
     code = (
-        "import sys, cluster.config, cluster.typed_config, rollout.config, learner.config; "
+        "import sys, cluster.config, common.typed_config, rollout.config, learner.config; "
         "heavy = [m for m in ('torch', 'ray', 'vllm', 'deepspeed', 'transformers') "
         "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
     )

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cluster.config import load_experiment
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from envs.dataset.env import DatasetVerifier
 from envs.families import SFTRequest, family
 from verifier.base import VERIFIER_ERROR_FIELD, verify_total

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 
 from envs.families import config_dict, family
-from envs.generalpoints.cards import (
+from envs.generalpoints.config import GeneralPointsConfig
+from envs.generalpoints.deal import number_key, one_op_targets, split_sets
+from verifier.generalpoints_rules import (
     FACE_RANKS,
     RANKS,
     SUITS_BY_COLOR,
     GeneralPointsTask,
     rank_value,
 )
-from envs.generalpoints.config import GeneralPointsConfig
-from envs.generalpoints.deal import number_key, one_op_targets, split_sets
 
 GP = family("generalpoints")
 DEMO = config_dict(GeneralPointsConfig(num_cards=2, target_mode="one_op"))

@@ -17,11 +17,11 @@ from PIL import Image
 
 from envs.families import family
 from envs.generalpoints.card_images import STUDY_TABLE_GREEN, study_layout
-from envs.generalpoints.cards import RANKS, SUITS, Card
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.generalpoints.deck_files import DECK_FILE_NAMES, RANK_LETTERS, SUIT_LETTERS
 from envs.generalpoints.env import GeneralPointsEnv
 from envs.generalpoints.render import TABLE_GREEN, render_hand
+from verifier.generalpoints_rules import RANKS, SUITS, Card
 
 CARD_PX = (15, 21)  # small, 5:7 like the study's 750 x 1050
 ALL_CARDS = [Card(rank, suit) for suit in SUITS for rank in RANKS]
@@ -207,7 +207,7 @@ def test_empty_and_undecodable_files_are_errors_naming_them(deck: Path) -> None:
 
 def test_experiment_config_error_names_the_dotted_field(tmp_path: Path) -> None:
     from cluster.config import ExperimentConfig
-    from cluster.typed_config import ConfigError, from_dict
+    from common.typed_config import ConfigError, from_dict
 
     data = {"task": {"generalpoints": {"card_images": str(tmp_path / "none")}}}
     with pytest.raises(ConfigError, match=r"^task\.generalpoints\.card_images: "):

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from envs.generalpoints.cards import Card, GeneralPointsTask, make_task, parse_rank, rank_value
-from envs.generalpoints.config import GeneralPointsConfig, RewardTable
+from envs.generalpoints.config import GeneralPointsConfig
+from verifier.generalpoints_rules import (
+    Card,
+    GeneralPointsTask,
+    RewardTable,
+    make_task,
+    parse_rank,
+    rank_value,
+)
 
 
 def test_defaults_are_the_papers():
@@ -56,10 +63,8 @@ def test_every_field_has_a_docstring():
     import ast
     import inspect
 
-    from envs.generalpoints import config as module
-
-    tree = ast.parse(inspect.getsource(module))
     for cls in (GeneralPointsConfig, RewardTable):
+        tree = ast.parse(inspect.getsource(inspect.getmodule(cls)))
         node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
         body = node.body
         documented = {
@@ -88,7 +93,7 @@ def test_dict_round_trip_and_unknown_keys():
 def test_an_experiment_that_still_sets_stack_penalties_fails_naming_it():
     # The removed option is refused where configs are read (the experiment YAML), with why.
     from cluster.config import ExperimentConfig
-    from cluster.typed_config import load
+    from common.typed_config import load
 
     quick = Path(__file__).resolve().parents[3] / "configs" / "cpu" / "quick.yaml"
     with pytest.raises(ValueError, match=r"task\.generalpoints\.stack_penalties: removed: .*study"):

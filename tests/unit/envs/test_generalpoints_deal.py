@@ -5,7 +5,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from envs.generalpoints.cards import BLACK_SUITS, RED_SUITS
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.generalpoints.deal import (
     _split_keys,
@@ -20,6 +19,7 @@ from envs.generalpoints.deal import (
     split_sets,
 )
 from envs.generalpoints.solver import is_solvable, solve
+from verifier.generalpoints_rules import BLACK_SUITS, RED_SUITS
 
 
 def test_split_is_disjoint_complete_and_sized():

@@ -7,9 +7,9 @@ from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401  (registers the env ids)
 from envs import GENERAL_POINTS_ID
-from envs.generalpoints.cards import make_task
 from envs.generalpoints.env import GeneralPointsEnv
 from envs.generalpoints.oracle import oracle_answer
+from verifier.generalpoints_rules import make_task
 
 WRONG_VALUE = '{"cards": ["8", "3", "8", "3"], "number": [8, 3, 8, 3], "formula": "8+3+8+3"}'
 
@@ -74,7 +74,7 @@ def test_image_mode_episode_checks_recognition():
     assert "The image shows four playing cards" in obs["text"]
     assert "You have" not in obs["text"]  # the prompt must not list the hand
     assert obs["image"][..., 0].max() > 150  # red suits are drawn
-    from envs.generalpoints.cards import GeneralPointsTask
+    from verifier.generalpoints_rules import GeneralPointsTask
 
     task = GeneralPointsTask.from_dict(task_state)
     _, reward, terminated, _, _ = env.step(oracle_answer(task))

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from envs.generalpoints.cards import make_task
 from envs.generalpoints.config import GeneralPointsConfig
 from envs.generalpoints.deal import deal_task
 from envs.generalpoints.oracle import oracle_answer, oracle_formula
 from envs.generalpoints.prompts import initial_prompt
 from verifier.generalpoints import GeneralPointsVerifier
+from verifier.generalpoints_rules import make_task
 
 
 @pytest.mark.parametrize("rule", ["ten", "ordinal"])

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from envs.generalpoints.cards import Card
 from envs.generalpoints.render import TABLE_GREEN, card_face, render_hand
+from verifier.generalpoints_rules import Card
 
 BLACK_HAND = [Card("K", "spades"), Card("10", "clubs"), Card("A", "spades"), Card("7", "clubs")]
 RED_HAND = [Card("K", "hearts"), Card("10", "diamonds"), Card("A", "hearts"), Card("7", "hearts")]

@@ -3,7 +3,6 @@
 import itertools
 from fractions import Fraction
 
-from envs.generalpoints.cards import RANKS, rank_value
 from envs.generalpoints.solver import (
     evaluate,
     is_solvable,
@@ -13,6 +12,7 @@ from envs.generalpoints.solver import (
     steps,
     to_formula,
 )
+from verifier.generalpoints_rules import RANKS, rank_value
 from verifier.safe_arith import safe_eval
 
 

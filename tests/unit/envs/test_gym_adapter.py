@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cluster.config import load_experiment
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from envs.families import family
 from tests.text_game import ENV_ID
 from verifier.base import verify_total

@@ -12,7 +12,7 @@ from tests.plugins.install import ROOT, env_with, install_plugin
 SCRIPT = """
 import json
 from cluster.config import load_experiment
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from envs.families import family, names
 
 cfg = load_experiment(None, ["task.family=reverse", "task.reverse.max_len=5",

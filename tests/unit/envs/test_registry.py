@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cluster.config import load_experiment
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from envs import families
 from envs.families import TaskFamily, family, names, register
 
@@ -26,7 +26,7 @@ def test_the_study_families_are_found_without_a_list() -> None:
 def test_no_framework_package_names_a_family() -> None:
     # The framework reaches tasks only through the registry (envs/<task>/family.py).
     offenders = []
-    for package in ("cluster", "rollout", "learner", "evaluation"):
+    for package in ("cluster", "common", "rollout", "learner", "evaluation"):
         for path in (ROOT / package).rglob("*.py"):
             # The one exception: an experiment without a task section plays the study's task.
             text = path.read_text().replace('DEFAULT_FAMILY = "generalpoints"', "")
@@ -136,7 +136,7 @@ def test_register_rejects_clashes_and_non_families() -> None:
 def test_the_task_section_round_trips_through_yaml(tmp_path) -> None:
     import yaml
 
-    from cluster.typed_config import to_dict
+    from common.typed_config import to_dict
 
     cfg = load_experiment(ROOT / "configs/cpu/quick.yaml", ["task.virl.tries_per_point=3"])
     data = to_dict(cfg)

@@ -5,11 +5,11 @@ import pytest
 
 from envs.virl.city import VLN_MINI_CITIES, generate_city, vln_mini_routes
 from envs.virl.config import VirlConfig
-from envs.virl.directions import ABSOLUTE_DIRECTIONS, RELATIVE_DIRECTIONS
 from envs.virl.oracle import oracle_steps
 from envs.virl.pools import eval_tasks, route_pool
 from envs.virl.render import route_view
 from envs.virl.styles import STYLES
+from verifier.virl_rules import ABSOLUTE_DIRECTIONS, RELATIVE_DIRECTIONS
 
 
 def test_generation_is_deterministic_for_a_seed():

@@ -191,8 +191,9 @@ def test_config_fields_have_docstrings():
     import inspect
 
     from envs.virl import config as module
+    from verifier import virl_rules
 
-    tree = ast.parse(inspect.getsource(module))
+    tree = ast.parse(inspect.getsource(module) + inspect.getsource(virl_rules))
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name in ("VirlConfig", "VirlRewards"):
             body = node.body

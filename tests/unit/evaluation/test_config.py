@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cluster.config import load_experiment
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from evaluation.config import EvaluationConfig
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,7 +7,7 @@ import typing
 
 import pytest
 
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from learner.config import (
     ADVANTAGE_NAMES,
     KL_ESTIMATOR_NAMES,

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from cluster.config import load_experiment
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from learner.assets import prepare
 from learner.checkpoint import save_hf_policy
 from learner.config import LoRAConfig

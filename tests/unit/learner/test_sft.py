@@ -49,7 +49,7 @@ def test_generalpoints_rows_are_single_turn_expert_answers() -> None:
         messages = json.loads(r["messages"])
         assert [m["role"] for m in messages] == ["user", "assistant"]
         state = json.loads(r["task_state"])
-        from envs.generalpoints.cards import GeneralPointsTask
+        from verifier.generalpoints_rules import GeneralPointsTask
 
         verdict = verifier.verify(GeneralPointsTask.coerce(state), messages[1]["content"])
         assert verdict.success

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from cluster.typed_config import ConfigError
+from common.typed_config import ConfigError
 from rollout.config import RolloutConfig
 from rollout.engine import engine_cpu_cores, engine_start_env, scoped_env, set_vllm_cpu_env
 

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envs.generalpoints.cards import Card, GeneralPointsTask, make_task
-from envs.generalpoints.config import GeneralPointsConfig, RewardTable
+from envs.generalpoints.config import GeneralPointsConfig
 from verifier.base import Verdict
 from verifier.generalpoints import CATEGORIES, GeneralPointsVerifier, normalize_formula
+from verifier.generalpoints_rules import Card, GeneralPointsTask, RewardTable, make_task
 
 TASK = make_task(["8", "3", "8", "3"])  # 10-rule, target 24
 FACE_TASK = GeneralPointsTask(
@@ -254,3 +254,15 @@ def test_fuzz_answer_shaped_text(response):
     assert verdict.success == (verdict.reward == 5.0)
     if verdict.success:
         assert verdict.fields["value"] == "24"
+
+
+def test_the_verifier_keeps_only_what_decides_a_verdict() -> None:
+    # The env's config (any object with rewards and observation_mode) or a dict of those fields.
+    cfg = GeneralPointsConfig(observation_mode="image", rewards=RewardTable(correct=2.0))
+    scoring = GeneralPointsVerifier(cfg).config
+    assert (scoring.observation_mode, scoring.rewards.correct) == ("image", 2.0)
+    assert GeneralPointsVerifier({"rewards": {"correct": 3.0}}).config.rewards.correct == 3.0
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['num_cards'\]"):
+        GeneralPointsVerifier({"num_cards": 4})
+    with pytest.raises(ValueError, match=r"^observation_mode"):
+        GeneralPointsVerifier({"observation_mode": "video"})

@@ -12,13 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cluster.arms import rollout_summary
-from envs.generalpoints.cards import make_task, parse_rank
 from envs.generalpoints.env import GeneralPointsEnv
 from rollout.pools import EnvActor, VerifierActor
 from rollout.runner import EpisodeResult
 from tests.unit.evaluation.episodes import turn
 from verifier.base import VERIFIER_ERROR_FIELD, Verdict, verify_total
 from verifier.generalpoints import GeneralPointsVerifier
+from verifier.generalpoints_rules import make_task, parse_rank
 from verifier.json_answer import extract_last_object
 from verifier.safe_arith import DISALLOWED, NUMBER_TOO_LARGE, safe_eval
 from verifier.virl import VirlVerifier

@@ -229,8 +229,8 @@ def test_parsing_is_linear_in_the_answer_length(prefix, unit):
 
 
 def test_public_helpers_enforce_the_verifier_cap():
-    from envs.virl.config import DEFAULT_MAX_RESPONSE_CHARS
     from verifier.virl import answer_start
+    from verifier.virl_rules import DEFAULT_MAX_RESPONSE_CHARS
 
     answer = '{"action": "forward()"}'
     late = " " * DEFAULT_MAX_RESPONSE_CHARS + answer
@@ -240,3 +240,16 @@ def test_public_helpers_enforce_the_verifier_cap():
     assert answer_start(late) == -1 and answer_start(late, max_chars=len(late)) > 0
     assert verify(late).fields["parse_ok"] is False
     assert canonical_action("forward()" + " " * 100_000) == "forward()"
+
+
+def test_the_verifier_keeps_only_what_decides_a_verdict() -> None:
+    from envs.virl.config import VirlConfig
+
+    # The env's config (any object with scoring, rewards, max_response_chars) or a dict of those.
+    scoring = VirlVerifier(VirlConfig(scoring="strict", rewards={"correct": 2.0})).config
+    assert (scoring.scoring, scoring.rewards.correct) == ("strict", 2.0)
+    assert VirlVerifier({"rewards": {"wrong_action": -2.0}}).config.rewards.wrong_action == -2.0
+    with pytest.raises(ValueError, match=r"^city: unknown VirlScoring field"):
+        VirlVerifier({"city": "milan"})
+    with pytest.raises(ValueError, match=r"^scoring"):
+        VirlVerifier({"scoring": "lenient"})

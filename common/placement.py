@@ -3,6 +3,9 @@
 Roles: the learner ranks (one gang-scheduled group), env actors and verifier actors (one group
 each) and rollout workers (one single-bundle group per worker, so that workers can be added and
 removed while the job runs without re-reserving the others).
+
+In common/ rather than cluster/: the learner group and the rollout fleet reserve their own
+roles' groups with these helpers, and components never import cluster/.
 """
 
 from __future__ import annotations

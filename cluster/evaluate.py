@@ -3,6 +3,10 @@
 Used by the main job (``veriray run``) and by ``veriray eval CHECKPOINT``. Scheduled evaluation
 during training does NOT come here: the controller builds an ``Evaluator`` on the training
 fleet once and calls ``run`` every K updates.
+
+In cluster/ (it was evaluation/run.py) because it wires components: it resolves the model
+(learner.assets), starts a rollout fleet and plays evaluation's suites on it, and cluster/ is
+the only package that wires components.
 """
 
 from __future__ import annotations

@@ -1,20 +1,25 @@
-"""Cards, face-card rules and the GeneralPoints task state.
+"""The GeneralPoints rules the verifier checks: cards, face-card rules, the task state, rewards.
 
 A hand is a tuple of `Card(rank, suit)`. What a card *counts as* depends on the active
 face-card rule, so the rule travels with the task state: a task state alone is enough to
 verify an answer.
+
+These live in verifier/ (not envs/) because imports run along the data flow: the env deals
+and renders these cards and builds its config from these types, the verifier scores against
+them, and verifier/ imports nothing from envs/. Standard library only, so configs load anywhere.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from envs.generalpoints.config import FACE_CARD_RULES
-
+FACE_CARD_RULES = ("ten", "ordinal")
+OBSERVATION_MODES = ("text", "image")
 RANKS = ("A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K")
 FACE_RANKS = frozenset({"J", "Q", "K"})
 BLACK_SUITS = ("spades", "clubs")
@@ -164,3 +169,95 @@ def make_task(
 ) -> GeneralPointsTask:
     """Convenience for tests and scripts: a task from ranks, all of one suit."""
     return GeneralPointsTask(tuple(Card(r, suit) for r in ranks), target, face_card_rule)
+
+
+@dataclass(frozen=True)
+class RewardTable:
+    """Per-response rewards; defaults are the paper's GeneralPoints table."""
+
+    correct: float = 5.0
+    """A legal formula that uses every card number once and equals the target."""
+    wrong_value: float = -1.0
+    """A legal formula with the right numbers whose value is not the target."""
+    wrong_numbers: float = -2.0
+    """The formula does not use each card's number exactly once (the "number" field never
+    decides success or reward: it feeds the translation metric and the feedback)."""
+    illegal_formula: float = -3.0
+    """No parsable answer, or a formula that is not + - * / over integers (or divides by 0)."""
+    wrong_cards: float = -1.5
+    """Image mode: the "cards" field does not name the ranks shown."""
+    budget_exceeded: float = -1.0
+    """Added to the last turn's reward when all `viter` attempts failed (episode-level event)."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value):
+                raise ValueError(f"rewards.{f.name}: {value!r} is not a finite number")
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RewardTable:
+        reject_unknown("rewards", cls, data)
+        return cls(**data)
+
+
+def reject_unknown(prefix: str, cls: type, data: Mapping[str, Any]) -> None:
+    """A config read from plain data names every key it does not know (typos never pass)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{prefix}: unknown field(s) {unknown}; allowed: {sorted(known)}")
+
+
+class GeneralPointsRules(Protocol):
+    """What the verifier reads from a task variant (envs' GeneralPointsConfig has these)."""
+
+    @property
+    def rewards(self) -> RewardTable: ...
+
+    @property
+    def observation_mode(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class GeneralPointsScoring:
+    """The part of a GeneralPoints variant that decides a verdict: rewards and whether the
+    answer's "cards" field is checked (image mode)."""
+
+    rewards: RewardTable = field(default_factory=RewardTable)
+    """Reward table; see RewardTable."""
+    observation_mode: str = "text"
+    """ "image": the answer's "cards" field must name the ranks shown (recognition)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rewards, RewardTable):
+            raise ValueError(f"rewards: {self.rewards!r} is not a RewardTable")
+        if self.observation_mode not in OBSERVATION_MODES:
+            raise ValueError(
+                f"observation_mode: {self.observation_mode!r} is not one of "
+                f"{list(OBSERVATION_MODES)}"
+            )
+
+    @classmethod
+    def coerce(cls, config: GeneralPointsRules | Mapping[str, Any] | None) -> GeneralPointsScoring:
+        """None (defaults), a dict of these fields, or any variant with them (a
+        GeneralPointsConfig): the verifier takes only what decides a verdict."""
+        if config is None:
+            return cls()
+        if isinstance(config, cls):
+            return config
+        if isinstance(config, Mapping):
+            reject_unknown("GeneralPointsScoring", cls, config)
+            data = dict(config)
+            if isinstance(data.get("rewards"), Mapping):
+                data["rewards"] = RewardTable.from_dict(dict(data["rewards"]))
+            return cls(**data)
+        if hasattr(config, "rewards") and hasattr(config, "observation_mode"):
+            return cls(rewards=config.rewards, observation_mode=config.observation_mode)
+        raise TypeError(
+            f"expected a GeneralPoints config, a dict or None, got {type(config).__name__}"
+        )

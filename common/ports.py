@@ -1,0 +1,13 @@
+"""Free TCP ports for rendezvous (torch.distributed, DeepSpeed) and test clusters."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the OS picks it; a race with other binders is
+    possible, so use it at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
