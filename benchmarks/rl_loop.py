@@ -133,7 +133,7 @@ def experiment_config(spec: LoopSpec, output_dir: Path, sft: bool = False) -> An
         evaluation=EvaluationConfig(suites=["in_distribution"], every_k_updates=0),
         # The one suite evaluated is the primary one (the config check asks for that).
         study=StudyConfig(primary_suite="in_distribution"),
-        tensorboard=False,
+        tracking=["jsonl"],
     )
 
 

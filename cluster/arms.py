@@ -33,6 +33,7 @@ from cluster.config import ExperimentConfig
 from cluster.refill import play_with_refills
 from cluster.stages import latest_checkpoint, rl_specs, save_rl_checkpoint
 from evaluation.flops import ComputeMeter, turn_tokens
+from evaluation.samples import append_samples, drop_samples, train_rows
 from verifier.base import VERIFIER_ERROR_FIELD
 
 # Version tags of SFT-arm weights on the engines, far from the RL policy versions (0, 1, ...).
@@ -85,6 +86,7 @@ def rl_arm(
         start = checkpoint_update(checkpoint)
     # Points this arm recorded past its starting point are replayed (none on a fresh run).
     ev.drop_stage("rl", seed, after_step=start)
+    drop_samples(cfg.run_dir, "rl", seed, after_step=start)  # the training rows too
     for old in arm_dir.glob(f"{JOURNAL_PREFIX}*"):  # an earlier start's: never resumed from
         shutil.rmtree(old, ignore_errors=True)
     buffer = make_buffer_actor(cfg.buffer, arm_dir)
@@ -145,6 +147,7 @@ def rl_arm(
             if cfg.rl.mode == "on_policy" and u < cfg.rl.updates:
                 pending = pool.submit(play, u)
             m |= rollout_summary(episodes) | fleet.stats() | ray.get(buffer.stats.remote())
+            log_train_samples(cfg, log, u, rl_specs(cfg, update), episodes)
             m["rollout/refill_episodes"] = float(len(episodes) - cfg.rl.episodes_per_update)
             if ev.cfg.due(u, last=u == cfg.rl.updates):
                 with step_t("eval"):
@@ -166,6 +169,21 @@ def rl_arm(
             ray.get(buffer.close.remote(), timeout=60)
         ray.kill(buffer)
     return {f"timing/rl_{k.split('/')[1]}": v for k, v in step_t.items()}
+
+
+def log_train_samples(
+    cfg: ExperimentConfig, log: Any, update: int, specs: list[Any], episodes: list[Any]
+) -> None:
+    """The first ``samples_per_step`` turns of an update's batch: to samples.parquet (suite
+    ``train``) and to the trackers."""
+    if cfg.samples_per_step == 0:
+        return
+    point = {"stage": "rl", "step": update, "seed": cfg.seed}
+    rows = train_rows(point, cfg.task.family, specs, episodes, cfg.samples_per_step)
+    if rows:
+        append_samples(cfg.run_dir, rows)
+        key = f"seed{cfg.seed}/samples/rl/train" if cfg.study.seeds > 1 else "samples/rl/train"
+        log.log_samples(update, key, rows)
 
 
 def rl_arm_with_restarts(

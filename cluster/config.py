@@ -18,6 +18,7 @@ import yaml
 from cluster.ray_config import RayConfig
 from cluster.stages_config import RLStageConfig, SFTStageConfig, StudyConfig
 from cluster.task_config import TaskConfig
+from cluster.tracking import DEFAULT_TRACKING, TRACKER_NAMES
 from common.placement_config import PlacementConfig
 from common.typed_config import RUN_NAME, ConfigError, check, load, load_yaml, to_dict
 from evaluation.config import TUNING_SUITES, EvaluationConfig
@@ -95,8 +96,15 @@ class ExperimentConfig:
     """The RL stage."""
     buffer: ReplayBufferConfig = field(default_factory=ReplayBufferConfig)
     """The replay buffer between rollout and learner."""
-    tensorboard: bool = True
-    """Also write TensorBoard event files under <run_dir>/tensorboard."""
+    tracking: list[str] = field(default_factory=lambda: list(DEFAULT_TRACKING))
+    """Where metrics and samples tables go besides the Ray dashboard, any of: tensorboard
+    (<run_dir>/tensorboard), jsonl (<run_dir>/metrics.jsonl), wandb (always offline, under
+    <run_dir>/wandb; `wandb sync` uploads it later) and mlflow (a local file store,
+    <run_dir>/mlruns). [] = the dashboard only."""
+    samples_per_step: int = 8
+    """Rows of the samples table (prompt, response, reward, verdict) sent to the trackers per
+    RL update and per suite at each evaluation point, and kept in samples.parquet for each
+    update (evaluation points keep all of theirs there). 0 = none."""
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     """Held-out ID/OOD evaluation (suites, episodes, sampling, schedule, VIter sweep)."""
     study: StudyConfig = field(default_factory=StudyConfig)
@@ -111,6 +119,20 @@ class ExperimentConfig:
             "output folder",
         )
         check(self.episodes >= 1, "episodes", f"must be >= 1, got {self.episodes}")
+        unknown = [t for t in self.tracking if t not in TRACKER_NAMES]
+        check(not unknown, "tracking", f"{unknown} unknown; choose from {list(TRACKER_NAMES)}")
+        check(
+            len(set(self.tracking)) == len(self.tracking),
+            "tracking",
+            f"names a tracker twice: {self.tracking}",
+        )
+        check(self.samples_per_step >= 0, "samples_per_step", "must be >= 0")
+        check(
+            not self.learner.lora.enabled or self.rollout.weight_sync == "shm",
+            "learner.lora.enabled",
+            "the NCCL weight broadcast sends the policy's own parameters, not merged LoRA "
+            "weights; use rollout.weight_sync: shm with LoRA",
+        )
         self._check_task()
         eval_tokens = self.evaluation.max_new_tokens
         check(

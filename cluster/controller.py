@@ -15,12 +15,13 @@ RL arm (generate -> train -> publish weights -> eval every K -> checkpoint), the
 (continued SFT from the same warm-start weights, fresh optimizer, trained to the RL arm's
 compute and evaluated at the same GFLOPs on the same prompts) -> report (the primary endpoint,
 RL minus SFT out of distribution, first). The arms live in cluster/arms.py.
-Every stage is timed (timing/<stage>) and logged to the dashboard and TensorBoard.
+Every stage is timed (timing/<stage>) and logged to the dashboard and the trackers (`tracking`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from common.typed_config import ConfigError
 from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator, load_records
 from evaluation.flops import COMPUTE_FILE, ComputeMeter
 from evaluation.report import build_report, write_report
+from evaluation.samples import SAMPLES_FILE, first_rows
 from rollout.engine import Sampling
 from rollout.fleet import RolloutFleet
 
@@ -81,7 +83,7 @@ def _run_stages(cfg: ExperimentConfig, resume: bool) -> Path:
     if resume and not (run_dir / "sft" / COMPUTE_FILE).is_file() and not _checkpoints(cfg):
         raise FileNotFoundError(f"--resume: no warm start or checkpoint under {run_dir}")
     if not resume:
-        for stale in (POINTS_FILE, SWEEPS_FILE, "metrics.jsonl"):
+        for stale in (POINTS_FILE, SWEEPS_FILE, SAMPLES_FILE, "metrics.jsonl"):
             (run_dir / stale).unlink(missing_ok=True)
     save_config(cfg, run_dir)  # what `veriray eval` / `compare` of this run play by default
     with t("ray_init"):
@@ -93,7 +95,7 @@ def _run_stages(cfg: ExperimentConfig, resume: bool) -> Path:
     )
     print(f"Scale rollout workers while it runs: veriray scale N --address {handle.gcs_address}")
     control = start_control(cfg)
-    log = MetricsLogger(run_dir, cfg.name, cfg.tensorboard)
+    log = MetricsLogger(run_dir, cfg.name, cfg.tracking, tracked_config(cfg))
     with t("model_prepare"):
         model = resolve_model(cfg.model.name, cfg.model.multimodal)
         model = with_chat_overrides(model, cfg, run_dir / "model")
@@ -102,7 +104,7 @@ def _run_stages(cfg: ExperimentConfig, resume: bool) -> Path:
         fleet = RolloutFleet(
             model.model_path, cfg.rollout, cfg.model.multimodal, run_dir / "images", cfg.placement
         )
-    ev = make_evaluator(cfg, fleet)
+    ev = make_evaluator(cfg, fleet, log)
     ev.points = load_records(run_dir, POINTS_FILE) if resume else []
     init_path, rows = str(model.model_path), []
     try:
@@ -152,8 +154,23 @@ def first_eval_stage(cfg: ExperimentConfig, points: list[dict[str, Any]]) -> str
     return "base" if cfg.evaluation.base else None
 
 
-def make_evaluator(cfg: ExperimentConfig, fleet: RolloutFleet) -> Evaluator:
-    """The held-out suites, played by the fleet with the evaluation's pinned sampling."""
+def tracked_config(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The experiment config as the trackers record it (plain JSON values)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def sample_key(cfg: ExperimentConfig, stage: str, suite: str, seed: int | None) -> str:
+    """A samples table's name in the trackers, seed first like the metrics of several seeds."""
+    key = f"samples/{stage}/{suite}"
+    return f"seed{seed}/{key}" if seed is not None and cfg.study.seeds > 1 else key
+
+
+def make_evaluator(
+    cfg: ExperimentConfig, fleet: RolloutFleet, log: MetricsLogger | None = None
+) -> Evaluator:
+    """The held-out suites, played by the fleet with the evaluation's pinned sampling; with
+    ``log``, the first ``samples_per_step`` rows of each suite at each point go to the
+    trackers."""
     eval_cfg = resolved_eval_config(cfg)
     eval_rollout = eval_rollout_config(cfg.rollout, eval_cfg)
     player = EvalPlayer(fleet, Sampling.from_config(eval_rollout))
@@ -165,6 +182,17 @@ def make_evaluator(cfg: ExperimentConfig, fleet: RolloutFleet) -> Evaluator:
         cfg.run_dir,
         sampling_of(eval_rollout),
     )
+    if log is not None and cfg.samples_per_step > 0:
+
+        def sink(point: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+            by_suite: dict[str, list[dict[str, Any]]] = {}
+            for r in first_rows(rows, cfg.samples_per_step):
+                by_suite.setdefault(r["suite"], []).append(r)
+            for suite, part in by_suite.items():
+                key = sample_key(cfg, point["stage"], suite, point.get("seed"))
+                log.log_samples(point["step"], key, part)
+
+        ev.sample_sink = sink
     if cfg.study.primary_suite not in ev.suites:
         raise ConfigError(
             f"study.primary_suite: {cfg.study.primary_suite!r} is not an evaluated suite "

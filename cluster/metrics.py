@@ -1,4 +1,5 @@
-"""Metrics to the Ray dashboard (Prometheus), TensorBoard and a JSONL file, in one call.
+"""Metrics to the Ray dashboard (Prometheus) and the run's trackers (TensorBoard, a JSONL
+file, wandb offline, MLflow local; cluster/tracking.py), in one call.
 
 Names keep fixed namespaces (``rollout/``, ``learner/``, ``buffer/``, ``eval/``, ``timing/``,
 ``perf/``; see docs/metrics.md). On the dashboard a name becomes a gauge
@@ -8,11 +9,11 @@ per stage, and ``*_total`` counters count episodes and tokens across the run.
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from pathlib import Path
 from typing import Any
+
+from cluster.tracking import DEFAULT_TRACKING, Tracker, make_trackers
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 # Stage timings on CPU run from milliseconds (env steps) to many minutes (SFT epochs).
@@ -25,18 +26,21 @@ def prometheus_name(key: str) -> str:
 
 
 class MetricsLogger:
-    def __init__(self, run_dir: str | Path, run_name: str, tensorboard: bool = True) -> None:
+    """The dashboard's gauges, counters and histograms, plus every tracker in ``tracking``."""
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        run_name: str,
+        tracking: list[str] | tuple[str, ...] = tuple(DEFAULT_TRACKING),
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.run_name = run_name
-        self.path = Path(run_dir) / "metrics.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.run_dir = Path(run_dir)
         self._gauges: dict[str, Any] = {}
         self._histograms: dict[str, Any] = {}
         self._counters: dict[str, Any] = {}
-        self.writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+        self.trackers: list[Tracker] = make_trackers(tracking, self.run_dir, run_name, config)
 
     def log(self, step: int, values: dict[str, float]) -> None:
         """Record ``values`` at ``step`` everywhere."""
@@ -70,13 +74,15 @@ class MetricsLogger:
                         tag_keys=("run",),
                     )
                 self._histograms[hname].observe(float(value), tags=tags)
-            if self.writer is not None:
-                self.writer.add_scalar(key, float(value), step)
-        with self.path.open("a") as f:
-            f.write(json.dumps({"step": step, "time": time.time(), **values}) + "\n")
-        if self.writer is not None:
-            self.writer.flush()
+        for tracker in self.trackers:
+            tracker.log(step, values)
+
+    def log_samples(self, step: int, key: str, rows: list[dict[str, Any]]) -> None:
+        """A samples table (prompt, response, reward, verdict, ...) to every tracker."""
+        if rows:
+            for tracker in self.trackers:
+                tracker.log_samples(step, key, rows)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        for tracker in self.trackers:
+            tracker.close()

@@ -85,6 +85,8 @@ class Evaluator:
     out_dir: Path | None = None
     sampling: dict[str, Any] = field(default_factory=dict)
     """How the player samples (temperature, max_new_tokens), recorded in the report."""
+    sample_sink: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None
+    """Hears each point with its samples rows (the controller sends a few to the trackers)."""
     points: list[dict[str, Any]] = field(default_factory=list)
     sweeps: list[dict[str, Any]] = field(default_factory=list)
     _prompts: dict[str, SuitePrompts] = field(default_factory=dict, repr=False)
@@ -198,13 +200,15 @@ class Evaluator:
         }
         self.points.append(point)
         self._append(POINTS_FILE, point)
+        rows = [
+            r
+            for name, prompts, episodes in samples
+            for r in sample_rows(point, name, prompts.ids, prompts.texts, episodes)
+        ]
         if self.out_dir is not None:
-            rows = [
-                r
-                for name, prompts, episodes in samples
-                for r in sample_rows(point, name, prompts.ids, prompts.texts, episodes)
-            ]
             append_samples(self.out_dir, rows)
+        if self.sample_sink is not None:
+            self.sample_sink(point, rows)
         return point
 
     def drop_stage(self, stage: str, seed: int | None = None, after_step: int = -1) -> None:

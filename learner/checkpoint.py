@@ -4,6 +4,8 @@ Layout of a training checkpoint directory:
   hf/                      the policy alone as a HF model folder (config, safetensors,
                            tokenizer/processor): vLLM and transformers load it as is
   value_model.safetensors  value head (+ separate critic backbone), for RL inits from here
+  adapter/                 with learner.lora: the LoRA adapter alone, in peft's layout (hf/
+                           holds the merged policy)
   deepspeed/               engine.save_checkpoint: model (incl. value model), optimizer and
                            lr-scheduler states, per rank / partition
   rng/rank{r}.json         torch, numpy and python RNG states of every rank (JSON, no pickle)
@@ -134,7 +136,11 @@ def save_hf_policy(policy: nn.Module, folder: Path, chat: Any | None = None) -> 
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    policy.save_pretrained(tmp, safe_serialization=True)
+    from learner.lora import has_lora, policy_state_dict
+
+    # With LoRA: the merged weights under the base model's names (what an engine loads).
+    merged = policy_state_dict(policy) if has_lora(policy) else None
+    policy.save_pretrained(tmp, safe_serialization=True, state_dict=merged)
     if getattr(policy.config.get_text_config(), "tie_word_embeddings", False):
         write_tied_head(tmp)
     if getattr(policy.config, "vision_config", None) is not None:

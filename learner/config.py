@@ -127,6 +127,36 @@ class PPOConfig:
 
 
 @dataclass
+class LoRAConfig:
+    """Low-rank adapters on the policy (peft's LoRA): only they (and the value model) train;
+    the engines get the merged weights after every update."""
+
+    enabled: bool = False
+    """Train LoRA adapters instead of the full policy, in every stage the learner trains (SFT
+    warm start, RL, SFT arm; each starts fresh adapters on the weights it starts from).
+    Exports (weight sync, HF folders) hold the merged weights; a checkpoint also keeps the
+    adapter alone (adapter/, peft's layout). A separate critic still trains whole."""
+    r: int = 8
+    """Rank of each adapter (B is out x r, A is r x in)."""
+    alpha: float = 16.0
+    """Scale numerator: an adapter adds B A x alpha / r to its layer's weight."""
+    dropout: float = 0.0
+    """Dropout on the adapters' input while training. > 0 makes each PPO forward noisy (the
+    ratio to the old policy then varies from pass to pass); 0 keeps them exact."""
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+    """Names (last part) of the linear layers that get an adapter; the default is every
+    attention projection of Llama-style models. Add gate_proj, up_proj, down_proj for the MLP."""
+
+    def __post_init__(self) -> None:
+        check(self.r >= 1, "r", f"must be >= 1, got {self.r}")
+        check(self.alpha > 0, "alpha", f"must be > 0, got {self.alpha}")
+        check(0 <= self.dropout < 1, "dropout", f"must be in [0, 1), got {self.dropout}")
+        check(bool(self.target_modules), "target_modules", "must name at least one layer")
+
+
+@dataclass
 class LearnerConfig:
     """The training side: DeepSpeed ranks as Ray actors, model, optimizer, schedule, batching."""
 
@@ -194,6 +224,8 @@ class LearnerConfig:
     update on slow hardware takes minutes, not hours."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """The RL update."""
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    """LoRA adapters on the policy instead of full fine-tuning (off by default)."""
 
     def __post_init__(self) -> None:
         check(self.num_ranks >= 1, "num_ranks", f"must be >= 1, got {self.num_ranks}")

