@@ -26,7 +26,10 @@ LOGS_DIR = "logs"
 DRIVER_LOG = "veriray.log"
 WORKER_LOGS = "workers"
 # Loggers that do not propagate to the root logger (Ray sets up its own console handler).
-OWN_HANDLER_LOGGERS = ("ray",)
+OWN_HANDLER_LOGGERS = ("ray", "vllm", "deepspeed", "transformers")
+"""Library loggers that may carry a console handler of their own and stop propagating (vLLM
+configures its logger so once an engine has run in this process): while a run is quiet their
+records go to the root logger, hence the file, and their console handlers are set aside."""
 
 
 def verbose() -> bool:
@@ -74,9 +77,16 @@ def driver_logs(run_dir: Path) -> Iterator[Path]:
         root.addHandler(console)
     # Quiet: Ray's driver logger loses its console handler at ray.init (init_ray passes
     # configure_logging=False) and hands its records to the root logger, hence the file.
-    own = {name: logging.getLogger(name).propagate for name in OWN_HANDLER_LOGGERS}
+    own = {
+        name: (logging.getLogger(name).propagate, list(logging.getLogger(name).handlers))
+        for name in OWN_HANDLER_LOGGERS
+    }
     for name in own if not verbose() else ():
-        logging.getLogger(name).propagate = True
+        lib = logging.getLogger(name)
+        lib.propagate = True
+        for h in lib.handlers:
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                lib.removeHandler(h)  # its console output; the file gets the records
     logging.captureWarnings(True)  # warnings.warn -> the "py.warnings" logger -> the file
     try:
         with warnings.catch_warnings():
@@ -84,8 +94,10 @@ def driver_logs(run_dir: Path) -> Iterator[Path]:
             yield folder
     finally:
         logging.captureWarnings(False)
-        for name, propagate in own.items():
-            logging.getLogger(name).propagate = propagate
+        for name, (propagate, handlers) in own.items():
+            lib = logging.getLogger(name)
+            lib.propagate = propagate
+            lib.handlers = handlers
         root.removeHandler(handler)
         if console is not None:
             root.removeHandler(console)

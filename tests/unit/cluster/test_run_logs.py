@@ -24,6 +24,12 @@ def test_driver_warnings_and_logs_go_to_the_run_folder(
     monkeypatch.delenv(VERBOSE_ENV, raising=False)
     ray_logger = logging.getLogger("ray")
     before = (ray_logger.propagate, logging.getLogger().level)
+    # As vLLM leaves its logger once an engine has run in this process: its own console
+    # handler, no propagation.
+    vllm_logger = logging.getLogger("vllm")
+    vllm_console = logging.StreamHandler()
+    monkeypatch.setattr(vllm_logger, "handlers", [vllm_console])
+    monkeypatch.setattr(vllm_logger, "propagate", False)
     with driver_logs(tmp_path) as folder:
         warnings.warn("a library's deprecation notice", FutureWarning, stacklevel=1)
         logging.getLogger("vllm.engine").warning("engine chatter")
@@ -36,6 +42,7 @@ def test_driver_warnings_and_logs_go_to_the_run_folder(
     assert "chatter" not in captured.err + captured.out
     assert "deprecation" not in captured.err + captured.out
     assert (ray_logger.propagate, logging.getLogger().level) == before  # put back
+    assert vllm_logger.handlers == [vllm_console] and not vllm_logger.propagate
 
 
 def test_verbose_shows_warnings_on_the_console_too(
