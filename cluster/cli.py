@@ -7,6 +7,7 @@ veriray scale N --address GCS                 change a running job's rollout wor
 veriray eval CHECKPOINT [overrides ...] [--config YAML] [--suite S ...] [--episodes N]
              [--viter-sweep 1 3 5 10] [--out DIR]   a checkpoint / model on held-out suites
 veriray compare RUN_DIR [RUN_DIR ...] --out DIR  overlay several runs' curves on one figure
+veriray baseline rllib CONFIG [overrides] [--seeds N]  RLlib PPO without a language model
 veriray config show CONFIG [overrides ...]    print the resolved config (a dry run)
 veriray config explain                        every field with its type, default and doc
 veriray tasks                                 registered task families (built in and plugins)
@@ -25,6 +26,7 @@ import sys
 
 import yaml
 
+from cluster.cli_baseline import add_parser as add_baseline_parser
 from cluster.job_python import NoUsablePython
 from cluster.jobs import ClusterUnreachable
 from common.typed_config import ConfigError
@@ -393,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_args(stat)
     stat.set_defaults(fn=_cmd_status)
 
+    add_baseline_parser(sub, _verbose_arg)
     ray_cmd = sub.add_parser("ray", help="Ray helpers").add_subparsers(dest="action", required=True)
     ray_cmd.add_parser("token-path", help="print the auth token file").set_defaults(
         fn=_cmd_token_path

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from cluster.ray_config import RayConfig
-from cluster.stages_config import RLStageConfig, SFTStageConfig, StudyConfig
+from cluster.stages_config import BaselinesConfig, RLStageConfig, SFTStageConfig, StudyConfig
 from cluster.task_config import TaskConfig
 from cluster.tracking import DEFAULT_TRACKING, TRACKER_NAMES
 from common.placement_config import PlacementConfig
@@ -109,6 +109,8 @@ class ExperimentConfig:
     """Held-out ID/OOD evaluation (suites, episodes, sampling, schedule, VIter sweep)."""
     study: StudyConfig = field(default_factory=StudyConfig)
     """The study design fixed before the run: training seeds and the primary endpoint."""
+    baseline: BaselinesConfig = field(default_factory=BaselinesConfig)
+    """Reference policies without a language model (`veriray baseline rllib`)."""
 
     def __post_init__(self) -> None:
         check(

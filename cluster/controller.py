@@ -46,7 +46,7 @@ from cluster.stages import latest_checkpoint, sft_rows, start_control
 from common.typed_config import ConfigError
 from evaluation.evaluator import POINTS_FILE, SWEEPS_FILE, Evaluator, load_records
 from evaluation.flops import COMPUTE_FILE, ComputeMeter
-from evaluation.report import build_report, write_report
+from evaluation.report import build_report, load_references, write_report
 from evaluation.samples import SAMPLES_FILE, first_rows
 from rollout.engine import Sampling
 from rollout.fleet import RolloutFleet
@@ -132,7 +132,8 @@ def _run_stages(cfg: ExperimentConfig, resume: bool) -> Path:
             done.parent.mkdir(parents=True, exist_ok=True)
             done.write_text(str(cfg.rl.updates))
         with t("report"):
-            report = build_report(report_meta(cfg, ev, meter), ev.points, ev.sweeps, dict(t))
+            meta, refs = report_meta(cfg, ev, meter), load_references(run_dir)
+            report = build_report(meta, ev.points, ev.sweeps, dict(t), refs)
             write_report(run_dir, report)
         log.log(cfg.rl.updates if cfg.rl.enabled else 0, dict(t))
     finally:

@@ -15,6 +15,7 @@ from cluster.ray_auth import enable_token_auth
 from cluster.ray_config import RayConfig
 from cluster.run_logs import quiet_worker_env, verbose
 from common.paths import PROJECT_ROOT, set_build_env
+from common.ports import free_port, port_is_free
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,22 @@ def init_ray(cfg: RayConfig, runtime_env: dict | None = None) -> RayHandle:
     )
 
 
+def dashboard_port(cfg: RayConfig) -> int:
+    """The configured dashboard port, or a free one when another cluster on this machine (a
+    second run, an evaluation) holds it: the embedded cluster then still starts."""
+    port = cfg.dashboard_port
+    if not cfg.include_dashboard or port_is_free(cfg.dashboard_host, port):
+        return port
+    new = free_port(cfg.dashboard_host)
+    log.warning(
+        "ray.dashboard_port %d is in use (another Ray cluster on this machine?); this run's "
+        "dashboard is on port %d",
+        port,
+        new,
+    )
+    return new
+
+
 def _init_embedded(cfg: RayConfig, env: dict, quiet: dict[str, bool]) -> Any:
     return ray.init(
         # "local" always starts a new cluster; a bare ray.init() would join any cluster
@@ -75,7 +92,7 @@ def _init_embedded(cfg: RayConfig, env: dict, quiet: dict[str, bool]) -> Any:
         num_gpus=cfg.num_gpus,
         include_dashboard=cfg.include_dashboard,
         dashboard_host=cfg.dashboard_host,
-        dashboard_port=cfg.dashboard_port,
+        dashboard_port=dashboard_port(cfg),
         namespace=cfg.namespace,
         object_store_memory=(
             cfg.object_store_memory_mb * 2**20 if cfg.object_store_memory_mb else None

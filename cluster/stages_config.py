@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from common.typed_config import check
@@ -116,3 +116,60 @@ class StudyConfig:
     def __post_init__(self) -> None:
         check(self.seeds >= 1, "seeds", f"must be >= 1, got {self.seeds}")
         check(bool(self.primary_suite), "primary_suite", "must name a suite")
+
+
+@dataclass
+class RLlibBaselineConfig:
+    """The non-language reference policy: RLlib PPO on an MLP over the task's discrete
+    encoding (`veriray baseline rllib`), trained on the training split of the ID rule and
+    scored by the task's verifier on the same held-out prompts as the language model."""
+
+    iterations: int = 30
+    """PPO training iterations (each samples train_batch_size env steps)."""
+    train_batch_size: int = 1024
+    """Env steps sampled per iteration."""
+    minibatch_size: int = 128
+    """SGD minibatch size within an iteration."""
+    num_epochs: int = 6
+    """Passes over each iteration's batch."""
+    lr: float = 1.0e-3
+    """Adam learning rate."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [128, 128])
+    """Hidden layer widths of the policy and value MLPs."""
+    entropy_coeff: float = 0.01
+    """Entropy bonus (keeps the policy exploring its small action menu)."""
+    gamma: float = 0.9
+    """Discount. Each answer is rewarded when it is given, so a short horizon keeps the
+    credit of a route's last answer off its first ones."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    num_env_runners: int = 0
+    """RLlib env runner actors (0 = sample in the algorithm's own process)."""
+
+    def __post_init__(self) -> None:
+        check(self.iterations >= 1, "iterations", f"must be >= 1, got {self.iterations}")
+        check(
+            self.train_batch_size >= self.minibatch_size >= 1,
+            "minibatch_size",
+            f"must be in [1, train_batch_size={self.train_batch_size}], got {self.minibatch_size}",
+        )
+        check(self.num_epochs >= 1, "num_epochs", f"must be >= 1, got {self.num_epochs}")
+        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        check(
+            bool(self.hidden_sizes) and all(h >= 1 for h in self.hidden_sizes),
+            "hidden_sizes",
+            f"must list positive widths, got {self.hidden_sizes}",
+        )
+        check(self.entropy_coeff >= 0, "entropy_coeff", f"must be >= 0, got {self.entropy_coeff}")
+        check(self.num_env_runners >= 0, "num_env_runners", "must be >= 0")
+        check(0 < self.gamma <= 1, "gamma", f"must be in (0, 1], got {self.gamma}")
+        check(0 <= self.gae_lambda <= 1, "gae_lambda", f"must be in [0, 1], got {self.gae_lambda}")
+
+
+@dataclass
+class BaselinesConfig:
+    """Reference policies run by `veriray baseline`, shown as reference lines in the run's
+    report."""
+
+    rllib: RLlibBaselineConfig = field(default_factory=RLlibBaselineConfig)
+    """`veriray baseline rllib`: PPO on an MLP over the task's discrete encoding."""

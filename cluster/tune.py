@@ -113,7 +113,7 @@ def write_sweep(out_dir: Path, key: str, values: list[str], run_dirs: list[Path]
     ax.set_xlabel(key)
     ax.set_ylabel(f"{VALIDATION_SUITE} success (%)")
     ax.set_ylim(0, 100)
-    plots._save(fig, out_dir / "tune.png")
+    plots.save_figure(fig, out_dir / "tune.png")
     lines = [
         f"# Sweep of `{key}` on the validation suite",
         "",

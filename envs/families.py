@@ -23,11 +23,14 @@ import pkgutil
 import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
 from verifier.base import Verifier
+
+if TYPE_CHECKING:
+    from envs.discrete import DiscreteEncoding
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +112,11 @@ class TaskFamily:
     metrics log (``eval/<suite>/<name>``)."""
     description: str = ""
     """One line for `veriray tasks`."""
+    discrete_encoding: Callable[[dict[str, Any]], DiscreteEncoding] | None = None
+    """Config dict -> a fixed-size numeric view of the prompt and a finite answer menu
+    (envs.discrete), for policies without a language model (``veriray baseline rllib``);
+    None = the family has none. It may raise ValueError("<field>: ...") for configs it cannot
+    encode."""
 
 
 _REGISTRY: dict[str, TaskFamily] = {}

@@ -24,7 +24,7 @@ CURVE_METRICS = ("success", "step_accuracy")
 DPI = 110
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -42,7 +42,7 @@ def suite_bars(point: dict[str, Any], title: str, path: Path) -> Path:
     ax.set_ylabel("success rate (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def curves(series: Series, path: Path, title: str = "") -> Path | None:
@@ -99,7 +99,7 @@ def curves(series: Series, path: Path, title: str = "") -> Path | None:
     axes.flat[0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def gain_bars(
@@ -129,7 +129,7 @@ def gain_bars(
     ax.set_ylabel(f"{metric.replace('_', ' ')} change from init (pts)")
     ax.legend(fontsize=7)
     ax.set_title(title or f"gain / loss vs init ({metric.replace('_', ' ')})", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def recognition_vs_success(series: Series, path: Path) -> Path | None:
@@ -168,7 +168,7 @@ def recognition_vs_success(series: Series, path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("recognition vs success", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def viter_sweep(sweeps: list[dict[str, Any]], path: Path, metric: str = "success") -> Path | None:
@@ -202,4 +202,4 @@ def viter_sweep(sweeps: list[dict[str, Any]], path: Path, metric: str = "success
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("verification-iteration sweep", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

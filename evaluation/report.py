@@ -21,6 +21,9 @@ from evaluation.metrics import headline
 from evaluation.study_plots import arms_vs_compute
 
 REPORT_JSON = "report.json"
+REFERENCE_DIR_PREFIX = "baseline_"
+"""Reference policies (e.g. `veriray baseline rllib`) write <run_dir>/baseline_<name>/result.json:
+{"name", "label", "suites": {suite: {"rate", "successes", "n", "wilson95"}}, ...}."""
 GAIN_METRICS = ("success", "step_accuracy", "recognition")
 
 
@@ -102,11 +105,29 @@ def gains_from_init(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def load_references(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The reference policies' results in a run folder (name order), each without its
+    per-prompt outcomes; [] when there are none."""
+    out = []
+    for path in sorted(Path(run_dir).glob(f"{REFERENCE_DIR_PREFIX}*/result.json")):
+        ref = json.loads(path.read_text())
+        suites = {
+            name: {k: v for k, v in m.items() if k != "outcomes"}
+            for name, m in ref.get("suites", {}).items()
+        }
+        out.append(
+            {"name": ref.get("name", path.parent.name), "label": ref.get("label", "")}
+            | {"suites": suites, "seeds": [s.get("seed") for s in ref.get("per_seed", [])]}
+        )
+    return out
+
+
 def build_report(
     meta: dict[str, Any],
     points: list[dict[str, Any]],
     sweeps: list[dict[str, Any]] | None = None,
     timings: dict[str, float] | None = None,
+    references: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Everything a run measured, as one JSON-able dict. ``suites`` = the latest point's."""
     if not points:
@@ -132,6 +153,7 @@ def build_report(
         "gains": gains_from_init(points),
         "viter_sweeps": sweeps or [],
         "timings": all_timings,
+        "references": references or [],
     }
 
 
@@ -143,7 +165,9 @@ def write_report(run_dir: str | Path, report: dict[str, Any]) -> dict[str, Path]
     title = f"{report.get('model', '?')} on {report.get('task', '?')}"
     series = stage_series(report["points"])
     figures = {
-        "arms": arms_vs_compute(report["points"], run_dir / "arms.png", title),
+        "arms": arms_vs_compute(
+            report["points"], run_dir / "arms.png", title, report.get("references", [])
+        ),
         "report": plots.suite_bars(report["points"][-1], title, run_dir / "report.png"),
         "curves": plots.curves(series, run_dir / "curves.png", title),
         "gains": plots.gain_bars(report["gains"], run_dir / "gains.png"),
@@ -260,6 +284,7 @@ def render_markdown(report: dict[str, Any], figures: dict[str, Path]) -> str:
             f"| {p['stage']} | {'-' if seed is None else seed} | {p['step']} | "
             f"{p['train_gflops']:.4g} | " + " | ".join(cells) + " |"
         )
+    lines += _reference_lines(report.get("references", []), suites)
     for sweep in report["viter_sweeps"]:
         lines += [
             "",
@@ -281,6 +306,27 @@ def render_markdown(report: dict[str, Any], figures: dict[str, Path]) -> str:
     lines += [f"![{name}]({path.name})" for name, path in figures.items()]
     lines += ["", "Every number above (and more: tokens, compute, timings) is in report.json.", ""]
     return "\n".join(lines)
+
+
+def _reference_lines(references: list[dict[str, Any]], suites: list[str]) -> list[str]:
+    """A table row per reference policy (no language model), on the same suites."""
+    if not references:
+        return []
+    lines = [
+        "",
+        "## Reference policies (success, mean over seeds [Wilson 95% of the pooled episodes])",
+        "",
+        "Scored by the same verifier on the same held-out prompts, played greedily.",
+        "",
+        "| policy | seeds | " + " | ".join(suites) + " |",
+        "|---|---|" + "---|" * len(suites),
+    ]
+    for ref in references:
+        cells = [_wilson(ref["suites"].get(s)) for s in suites]
+        seeds = ", ".join(str(s) for s in ref.get("seeds", [])) or "-"
+        label = ref.get("label") or ref["name"]
+        lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _suite_size(suite: str, played: int | None, in_suite: int | None) -> str:

@@ -24,8 +24,15 @@ def _rate(point: dict[str, Any], suite: str) -> tuple[float, int, int]:
     return m["rate"], m["successes"], m["n"]
 
 
-def arms_vs_compute(points: list[dict[str, Any]], path: Path, title: str = "") -> Path | None:
-    """Write the figure (see the module docstring); None when no seed has both arms."""
+def arms_vs_compute(
+    points: list[dict[str, Any]],
+    path: Path,
+    title: str = "",
+    references: list[dict[str, Any]] | None = None,
+) -> Path | None:
+    """Write the figure (see the module docstring); None when no seed has both arms.
+    ``references`` (policies without a language model, see report.load_references): a dashed
+    grey line at each one's success on each suite."""
     seeds = seeds_of(points)
     if not seeds:
         return None
@@ -58,6 +65,11 @@ def arms_vs_compute(points: list[dict[str, Any]], path: Path, title: str = "") -
                 hi.append(100 * min(1.0, ci[1]))
             ax.plot(mean_x, mean_y, color=COLORS[arm], lw=2, marker="o", ms=3, label=LABELS[arm])
             ax.fill_between(mean_x, lo, hi, color=COLORS[arm], alpha=0.18, lw=0)
+        for ref in references or []:
+            if suite in ref["suites"]:
+                label = ref.get("label") or ref["name"]
+                rate = 100 * ref["suites"][suite]["rate"]
+                ax.axhline(rate, color="tab:gray", ls="--", lw=1, label=label)
         ax.set_title(suite, fontsize=9)
         ax.set_xlabel("training GFLOPs")
         ax.set_ylabel("success (%)")
@@ -70,4 +82,4 @@ def arms_vs_compute(points: list[dict[str, Any]], path: Path, title: str = "") -
         "band = 95% interval)",
         fontsize=9,
     )
-    return plots._save(fig, path)
+    return plots.save_figure(fig, path)

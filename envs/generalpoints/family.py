@@ -64,6 +64,12 @@ def sft_examples(request: SFTRequest) -> Iterator[dict[str, Any]]:
         yield sft_row(messages, ref, NAME, request.config, info["task_state"])
 
 
+def discrete_encoding(config: dict[str, Any]):  # -> envs.discrete.DiscreteEncoding
+    from envs.generalpoints.discrete import encoding
+
+    return encoding(config)
+
+
 FAMILY = register(
     TaskFamily(
         name=NAME,
@@ -76,6 +82,7 @@ FAMILY = register(
         budget_field="viter",  # attempts per hand
         sft_examples=sft_examples,
         description="GeneralPoints: make a target number from the cards (the study's task)",
+        discrete_encoding=discrete_encoding,
     ),
     replace=True,
 )

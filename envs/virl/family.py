@@ -82,6 +82,12 @@ def sft_examples(request: SFTRequest) -> Iterator[dict[str, Any]]:
             raise RuntimeError(f"expert walk of route {i} exceeded {MAX_EXPERT_STEPS} steps")
 
 
+def discrete_encoding(config: dict[str, Any]):  # -> envs.discrete.DiscreteEncoding
+    from envs.virl.discrete import encoding
+
+    return encoding(config)
+
+
 FAMILY = register(
     TaskFamily(
         name=NAME,
@@ -94,6 +100,7 @@ FAMILY = register(
         budget_field="tries_per_point",  # tries per route point
         sft_examples=sft_examples,
         description="V-IRL: follow route instructions through a city (the study's task)",
+        discrete_encoding=discrete_encoding,
     ),
     replace=True,
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from evaluation.report import build_report, write_report
+from evaluation.report import build_report, load_references, write_report
 from evaluation.stats import t_quantile
 from evaluation.study import primary_endpoint, secondary_comparisons, verdict_text
 from evaluation.study_plots import arms_vs_compute
@@ -131,3 +131,28 @@ def test_report_says_when_a_suite_was_sampled(tmp_path: Path) -> None:
     write_report(tmp_path, build_report(meta, points))
     md = (tmp_path / "report.md").read_text()
     assert "in_distribution 10 (a seeded sample of 1,234), ood_rule 10." in md
+
+
+def test_reference_policies_appear_as_a_row_and_lines(tmp_path: Path) -> None:
+    folder = tmp_path / "baseline_rllib"
+    folder.mkdir()
+    rate = {"rate": 0.25, "successes": 5, "n": 20, "wilson95": [0.11, 0.47]}
+    result = {
+        "name": "rllib",
+        "label": "RLlib PPO, MLP",
+        "suites": {"in_distribution": rate | {"outcomes": {"p0": True}}, "ood_rule": rate},
+        "per_seed": [{"seed": 0}, {"seed": 1}],
+    }
+    (folder / "result.json").write_text(json.dumps(result))
+    refs = load_references(tmp_path)
+    assert refs[0]["seeds"] == [0, 1] and "outcomes" not in refs[0]["suites"]["in_distribution"]
+    meta = {"name": "demo", "model": "m", "task": "generalpoints", "study": STUDY}
+    write_report(tmp_path, build_report(meta, POINTS, references=refs))
+    md = (tmp_path / "report.md").read_text()
+    row = "| RLlib PPO, MLP | 0, 1 | 25.0% [11.0, 47.0] | 25.0% [11.0, 47.0] |"
+    assert row in md
+    assert json.loads((tmp_path / "report.json").read_text())["references"] == refs
+    assert (tmp_path / "arms.png").is_file()
+    # Without a reference folder the report has no such section.
+    write_report(tmp_path / "plain", build_report(meta, POINTS))
+    assert "Reference policies" not in (tmp_path / "plain" / "report.md").read_text()
