@@ -27,6 +27,7 @@ import sys
 import yaml
 
 from cluster.cli_baseline import add_parser as add_baseline_parser
+from cluster.cli_baseline import load_with_seeds
 from cluster.job_python import NoUsablePython
 from cluster.jobs import ClusterUnreachable
 from common.typed_config import ConfigError
@@ -36,14 +37,7 @@ DEMO_CONFIGS = {"demo": "demo.yaml", "quick": "quick.yaml", "vl": "demo-vl.yaml"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from cluster.config import load_experiment
-
-    overrides = list(args.overrides)
-    if args.seeds is not None:
-        if args.seeds < 1:
-            raise ConfigError("--seeds: must be >= 1")
-        overrides.append(f"study.seeds={args.seeds}")
-    cfg = load_experiment(args.config, overrides)  # a bad config fails before any run
+    cfg = load_with_seeds(args)  # a bad config fails before any run
     from cluster.controller import run_experiment
 
     run_dir = run_experiment(cfg, resume=args.resume)

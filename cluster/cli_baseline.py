@@ -8,8 +8,9 @@ import argparse
 from common.typed_config import ConfigError
 
 
-def _cmd_baseline_rllib(args: argparse.Namespace) -> int:
-    from cluster.baseline_rllib import encoding_of, run
+def load_with_seeds(args: argparse.Namespace):  # -> ExperimentConfig
+    """The experiment of ``args.config`` with ``args.overrides``; ``--seeds N`` is
+    ``study.seeds=N``. A bad config fails here, before anything runs."""
     from cluster.config import load_experiment
 
     overrides = list(args.overrides)
@@ -17,7 +18,13 @@ def _cmd_baseline_rllib(args: argparse.Namespace) -> int:
         if args.seeds < 1:
             raise ConfigError("--seeds: must be >= 1")
         overrides.append(f"study.seeds={args.seeds}")
-    cfg = load_experiment(args.config, overrides)
+    return load_experiment(args.config, overrides)
+
+
+def _cmd_baseline_rllib(args: argparse.Namespace) -> int:
+    from cluster.baseline_rllib import encoding_of, run
+
+    cfg = load_with_seeds(args)
     encoding_of(cfg)  # a task it cannot encode fails before Ray starts
     folder = run(cfg)
     print(f"baseline: {folder / 'result.json'} (plot: {folder / 'baseline_rllib.png'})")

@@ -41,16 +41,18 @@ def _finished_run_report(run_dir: Path) -> None:
     write_report(run_dir, build_report(meta, [point]))
 
 
+def _baseline(*args: str, timeout: float = JOB_TIMEOUT_S) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "cluster.cli", "baseline", "rllib", "configs/cpu/quick.yaml"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [*command, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def test_rllib_baseline_learns_and_joins_the_report(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "quick"
     _finished_run_report(run_dir)
-    args = [
-        sys.executable,
-        "-m",
-        "cluster.cli",
-        "baseline",
-        "rllib",
-        "configs/cpu/quick.yaml",
+    out = _baseline(
         f"output_dir={tmp_path / 'runs'}",
         "episodes=100",
         "baseline.rllib.iterations=8",
@@ -58,10 +60,6 @@ def test_rllib_baseline_learns_and_joins_the_report(tmp_path: Path) -> None:
         f"ray.dashboard_port={free_port()}",
         "--seeds",
         "1",
-    ]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run(
-        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S
     )
     assert out.returncode == 0, out.stderr[-4000:]
     assert "baseline:" in out.stdout and "reference line" in out.stdout
@@ -81,18 +79,7 @@ def test_rllib_baseline_learns_and_joins_the_report(tmp_path: Path) -> None:
 
 
 def test_a_task_without_an_encoding_is_refused_before_ray(tmp_path: Path) -> None:
-    args = [
-        sys.executable,
-        "-m",
-        "cluster.cli",
-        "baseline",
-        "rllib",
-        "configs/cpu/quick.yaml",
-        "task.generalpoints.num_cards=4",
-        f"output_dir={tmp_path}",
-    ]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    out = _baseline("task.generalpoints.num_cards=4", f"output_dir={tmp_path}", timeout=120)
     assert out.returncode == 2
     assert "task.generalpoints.num_cards" in out.stderr and "num_cards: 2" in out.stderr
     assert not (tmp_path / "quick").exists()
