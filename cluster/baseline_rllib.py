@@ -23,6 +23,7 @@ from tqdm import tqdm
 from cluster.config import ExperimentConfig
 from cluster.evaluate import resolved_eval_config
 from cluster.ray_runtime import init_ray
+from cluster.run_logs import verbose
 from common.typed_config import ConfigError
 from envs.discrete import DiscreteEncoding, DiscreteTaskEnv
 from envs.families import family
@@ -205,6 +206,9 @@ def run(cfg: ExperimentConfig) -> Path:
     encoding_of(cfg)
     ev = Evaluator(None, cfg.task.family, cfg.task.active_dict(), resolved_eval_config(cfg))  # type: ignore[arg-type]
     suites = {name: ev.suite_prompts(name, s).options for name, s in ev.suites.items()}
+    if not verbose():  # RLlib's API-stack notices and deprecation warnings (--verbose shows them)
+        for name in ("ray.rllib", "ray.tune"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     handle = init_ray(cfg.ray)
     if handle.dashboard_url:
         print(f"Ray dashboard: {handle.dashboard_url}")

@@ -40,6 +40,22 @@ def _rows(results) -> list[TrainRow]:
     return rows
 
 
+def assert_engines_score_like_the_learner(group: LearnerGroup, played: list) -> None:
+    """The engines' log-probs of what they played equal the learner's for the same tokens.
+
+    Same weights, different fp32 kernels (vLLM's prepacked oneDNN GEMMs and attention vs
+    torch): measured here median ~1.5e-6, worst token ~1.3e-5. Stale weights differ by more
+    than 1e-3 (the tests check that too), so this pins the engines to the learner's weights.
+    """
+    rows = _rows(played)
+    learner = group.score(rows)
+    engine = [t.behaviour_logprobs for r in played for t in r.turns]
+    diffs = [abs(a - b) for la, le in zip(learner, engine) for a, b in zip(la, le)]
+    assert len(diffs) == sum(len(r.response_ids) for r in rows)
+    assert sorted(diffs)[len(diffs) // 2] < 5e-6
+    assert max(diffs) < 5e-5, max(diffs)
+
+
 def test_engines_match_the_learner_after_a_sync(ray_cluster, tmp_path: Path) -> None:
     model = prepare("tiny-lm")
     group = LearnerGroup(LearnerConfig(lr=1e-2, micro_batch_size=4, cpus_per_rank=0.5), str(model))
@@ -64,16 +80,7 @@ def test_engines_match_the_learner_after_a_sync(ray_cluster, tmp_path: Path) -> 
             sampling=GREEDY,
         )
         assert all(t.policy_version == 3 for r in after for t in r.turns)
-        rows = _rows(after)
-        learner = group.score(rows)
-        engine = [t.behaviour_logprobs for r in after for t in r.turns]
-        diffs = [abs(a - b) for la, le in zip(learner, engine) for a, b in zip(la, le)]
-        assert len(diffs) == sum(len(r.response_ids) for r in rows)
-        # Same weights, different fp32 kernels (vLLM's prepacked oneDNN GEMMs and attention vs
-        # torch): measured here median ~1.5e-6, worst token ~1.3e-5. Stale weights differ by
-        # more than 1e-3 (checked below), so this pins the engines to the learner's weights.
-        assert sorted(diffs)[len(diffs) // 2] < 5e-6
-        assert max(diffs) < 5e-5, max(diffs)
+        assert_engines_score_like_the_learner(group, after)
         old = group.score(_rows(before))  # and the old outputs are now scored differently
         assert any(
             abs(a - b) > 1e-3
