@@ -16,7 +16,12 @@ engine's, which never sees the padding.
 Images reach the model in one of two ways, both as the processor prepares them for one row
 (``image_tensors`` + ``row_image_inputs``; learner/batching.py stacks them):
 - LLaVA-style: the ids hold the image's expanded placeholder tokens and ``pixel_values``
-  (N_img, 3, H, W) cover the rows that have an image.
+  (N_img, 3, H, W) cover the rows that have an image. The image features go only where the
+  engine put the image (``placeholder_mask``: the prompt, not a sampled response): a response
+  may hold the image token too (a policy can sample any id of its vocabulary; the tiny VLM's
+  ``<image>`` is id 3 of 635), and the engine embedded that one as text. The HF model would
+  take every image token id for a placeholder and refuse the batch ("Image features and
+  image tokens do not match"), so this module merges the features itself.
 - Cross-attention (Mllama, Llama-3.2-Vision): the ids hold ONE ``<|image|>`` token per image;
   next to ``pixel_values`` (B, I, tiles, 3, H, W) the model takes ``aspect_ratio_ids`` (B, I),
   ``aspect_ratio_mask`` (B, I, tiles) and a ``cross_attention_mask`` (B, L, I, tiles) saying
@@ -115,6 +120,36 @@ def rows_image_inputs(
         ids = r.prompt_ids + r.response_ids
         out.append(row_image_inputs(processor, processed[r.image_ref], ids))
     return out
+
+
+def image_token_id(config: Any) -> int:
+    """The id of a LLaVA-style config's image placeholder token."""
+    tok = getattr(config, "image_token_id", None)
+    return int(tok if tok is not None else config.image_token_index)
+
+
+def embed_with_images(
+    model: nn.Module, input_ids: Tensor, pixel_values: Tensor, placeholder_mask: Tensor
+) -> Tensor:
+    """(B, L, H) input embeddings of a LLaVA-style ``model``: the token embeddings, with the
+    image features (one image per row that has one, in row order) in place of the image
+    tokens inside ``placeholder_mask`` (B, L) bool and nowhere else (module docstring)."""
+    cfg = model.config
+    embeds = model.get_input_embeddings()(input_ids)
+    features = model.get_image_features(
+        pixel_values=pixel_values,
+        vision_feature_layer=cfg.vision_feature_layer,
+        vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+        return_dict=True,
+    ).pooler_output
+    features = torch.cat(list(features)).to(embeds.device, embeds.dtype)  # (N_img x S, H)
+    slots = (input_ids == image_token_id(cfg)) & placeholder_mask
+    if int(slots.sum()) != features.shape[0]:
+        raise ValueError(
+            f"{int(slots.sum())} image tokens where the images go, for {features.shape[0]} "
+            f"image features ({pixel_values.shape[0]} images)"
+        )
+    return embeds.masked_scatter(slots.unsqueeze(-1), features)
 
 
 def hidden_size(model: nn.Module) -> int:
@@ -270,6 +305,7 @@ class PolicyWithValue(nn.Module):
         image_inputs: dict[str, Tensor] | None = None,
         logit_index: Tensor | None = None,
         pack_layout: TreeLayout | None = None,
+        placeholder_mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Logits of the last ``num_logits`` positions and the value at ``value_index``.
 
@@ -277,7 +313,10 @@ class PolicyWithValue(nn.Module):
         long, the last prompt token of each row (None = no value); pixel_values (N_img, 3, H,
         W) float for the rows whose ids hold image tokens (pre-expanded, as vLLM tokenises), or
         Mllama's (B, I, tiles, 3, H, W) with its other ``image_inputs`` (see the module
-        docstring); the critic, when separate, gets the same inputs.
+        docstring); placeholder_mask (B, L) bool, with LLaVA-style pixel_values: only the
+        image tokens inside it get the image features (the prompts, not sampled responses: the
+        module docstring; None = the HF model's own merge); the critic, when separate, gets the
+        same inputs.
         Rows packed as a prefix tree (learner/prefix_tree.py): input_ids, position_ids (1, N),
         attention_mask (1, 1, N, N) bool, ``logit_index`` (B, num_logits) and value_index (B,)
         flat positions in the tree; only for ``packable`` models; ``pack_layout`` (optional)
@@ -290,20 +329,31 @@ class PolicyWithValue(nn.Module):
                 input_ids, attention_mask, position_ids, logit_index, value_index, pack_layout
             )
         want_value = value_index is not None and self.value_head is not None
-        inputs: dict[str, Any] = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "position_ids": position_ids,
-            "use_cache": False,
-        }
-        if pixel_values is not None:
-            inputs["pixel_values"] = pixel_values
-        inputs.update(image_inputs or {})
+        merge_images = pixel_values is not None and placeholder_mask is not None
+
+        def model_inputs(model: nn.Module) -> dict[str, Any]:
+            # Per model: a separate critic embeds with its own weights.
+            inputs: dict[str, Any] = {
+                "attention_mask": attention_mask,
+                "position_ids": position_ids,
+                "use_cache": False,
+            }
+            if merge_images:
+                inputs["inputs_embeds"] = embed_with_images(
+                    model, input_ids, pixel_values, placeholder_mask
+                )
+                return inputs
+            inputs["input_ids"] = input_ids
+            if pixel_values is not None:
+                inputs["pixel_values"] = pixel_values
+            inputs.update(image_inputs or {})
+            return inputs
+
         # bf16 matmuls over fp32 master weights: ~2.5x faster on CPUs with AVX512-BF16/AMX.
         mixed = torch.autocast(input_ids.device.type, torch.bfloat16, enabled=self.autocast_bf16)
         with mixed:
             out = self.policy(
-                **inputs,
+                **model_inputs(self.policy),
                 logits_to_keep=num_logits,
                 output_hidden_states=want_value and self.critic is None,
             )
@@ -312,7 +362,9 @@ class PolicyWithValue(nn.Module):
             if self.critic is None:
                 hidden = out.hidden_states[-1]  # (B, L, H)
             else:
-                hidden = self.critic(**inputs, logits_to_keep=1, output_hidden_states=True)
+                hidden = self.critic(
+                    **model_inputs(self.critic), logits_to_keep=1, output_hidden_states=True
+                )
                 hidden = hidden.hidden_states[-1]
             rows = torch.arange(hidden.shape[0], device=hidden.device)
             h = hidden[rows, value_index]  # (B, H) state = the conversation up to the response

@@ -64,6 +64,7 @@ def forward_policy(
         value_index=batch.value_index if with_values else None,
         pixel_values=batch.pixel_values,
         image_inputs=batch.image_inputs,
+        placeholder_mask=batch.placeholder_mask,
         logit_index=batch.logit_index,
         pack_layout=batch.pack_layout,
     )

@@ -78,6 +78,7 @@ def as_train_row(ids: list[int], mask: list[bool], image_ref: str | None = None)
         answer_mask=mask[1:],
         reasoning_mask=[False] * n,
         image_ref=image_ref,
+        sampled=False,  # image placeholders in response_ids are the image's
     )
 
 

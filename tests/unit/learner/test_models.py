@@ -15,6 +15,7 @@ from learner.batching import TrainRow, collate
 from learner.checkpoint import save_hf_policy
 from learner.models import PolicyWithValue
 from learner.ppo import forward_logprobs
+from learner.sft import as_train_row
 
 
 def _reference_logprobs(policy, ids: list[int], n_resp: int, **extra) -> torch.Tensor:
@@ -94,6 +95,77 @@ def test_llava_takes_pre_expanded_image_ids_and_pixels() -> None:
     assert torch.allclose(logp[0], ref, atol=1e-5)
     assert not torch.allclose(ref, no_image, atol=1e-4)  # the pixels matter
     assert values.shape == (2,)
+
+
+def _engine_logprobs(policy, prompt: list[int], response: list[int], pixel_values) -> torch.Tensor:
+    """log p of ``response`` as a generating engine computes it: the image merged into the
+    prompt's placeholders in the prefill, then each response token fed as text (a KV cache
+    and no pixels), whatever its id."""
+    with torch.no_grad():
+        out = policy(input_ids=torch.tensor([prompt]), pixel_values=pixel_values, use_cache=True)
+        steps = [out.logits[0, -1]]
+        cache = out.past_key_values
+        for tok in response[:-1]:
+            out = policy(input_ids=torch.tensor([[tok]]), past_key_values=cache, use_cache=True)
+            steps.append(out.logits[0, -1])
+            cache = out.past_key_values
+    logp = torch.stack(steps).float().log_softmax(-1)
+    return logp.gather(-1, torch.tensor(response)[:, None]).squeeze(-1)
+
+
+@pytest.mark.parametrize("critic", ["shared", "separate"])
+def test_llava_image_token_sampled_in_a_response_is_text(critic: str) -> None:
+    """The tiny VLM's <image> (id 3 of 635) can be sampled: a response holding it is text to
+    the engine. The learner used to hand every image id to the HF merge, which then counted
+    more placeholders than image features ("Image features and image tokens do not match")
+    and failed the PPO update on such a batch."""
+    from transformers import AutoProcessor
+
+    path = prepare("tiny-vlm")
+    torch.manual_seed(0)
+    model = PolicyWithValue.from_pretrained(path, critic=critic).eval()
+    proc = AutoProcessor.from_pretrained(path)
+    image_id = model.policy.config.image_token_index
+    images = [Image.new("RGB", (96, 96), c) for c in ((20, 120, 40), (200, 30, 30))]
+    rows, pixels = [], []
+    for k, image in enumerate(images):
+        text = proc.apply_chat_template(
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "cards?"}]}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        enc = proc(text=[text], images=[image], return_tensors="pt")
+        prompt = enc["input_ids"][0].tolist()
+        # Row 0 sampled the image token mid-response, row 1 (shorter) at its first token.
+        response = [40, image_id, 41, image_id, 42] if k == 0 else [image_id, 43]
+        rows.append(TrainRow(prompt, response, [True] * len(response), [False] * len(response)))
+        pixels.append(enc["pixel_values"])
+    text_row = TrainRow([5, 6], [7, image_id], [True, True], [False, False])
+    images_in = [{"pixel_values": pixels[0]}, None, {"pixel_values": pixels[1]}]
+    batch = collate([rows[0], text_row, rows[1]], 0, images=images_in)
+    with torch.no_grad():
+        logp, values = forward_logprobs(model, batch)
+    for i, (row, px) in zip((0, 2), zip(rows, pixels, strict=True)):
+        want = _engine_logprobs(model.policy, row.prompt_ids, row.response_ids, px)
+        t = len(row.response_ids)
+        assert torch.allclose(logp[i, logp.shape[1] - t :], want, atol=1e-4)
+    assert values is not None and values.shape == (3,)
+    # An SFT row holds its whole conversation, image placeholders included, in response_ids.
+    prompt = rows[0].prompt_ids
+    sft_row = as_train_row([*prompt, 40, 41], [False] * len(prompt) + [True, True])
+    with torch.no_grad():
+        sft_logp, _ = forward_logprobs(
+            model, collate([sft_row], 0, images=[{"pixel_values": pixels[0]}]), with_values=False
+        )
+    want = _engine_logprobs(model.policy, prompt, [40, 41], pixels[0])
+    assert torch.allclose(sft_logp[0, -2:], want, atol=1e-4)
+    # A prompt whose image tokens do not match its images is still refused.
+    prompt = list(rows[0].prompt_ids)
+    prompt.remove(image_id)  # one placeholder short of the image's features
+    short = TrainRow(prompt, [40], [True], [False])
+    bad = collate([short], 0, images=[{"pixel_values": pixels[0]}])
+    with pytest.raises(ValueError, match="image tokens"):
+        forward_logprobs(model, bad)
 
 
 def test_export_is_the_plain_policy_with_an_explicit_tied_head(lm_path: Path, tmp_path) -> None:
