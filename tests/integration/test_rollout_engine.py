@@ -13,7 +13,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from learner.assets import prepare
 from learner.checkpoint import save_hf_policy
 from rollout.config import RolloutConfig
-from rollout.engine import GenerationRequest, HFEngine, Sampling, VLLMEngine
+from rollout.engine import GenerationRequest, Sampling, VLLMEngine
+from rollout.hf_engine import HFEngine
 
 GREEDY = Sampling(max_new_tokens=16, temperature=0.0)
 CFG = RolloutConfig(max_model_len=1024, dtype="float32")

@@ -25,7 +25,8 @@ from learner.checkpoint import save_hf_policy
 from learner.models import PolicyWithValue, hidden_size
 from learner.ppo import forward_logprobs
 from rollout.config import RolloutConfig
-from rollout.engine import GenerationRequest, HFEngine, Sampling
+from rollout.engine import GenerationRequest, Sampling
+from rollout.hf_engine import HFEngine
 from tests.unit.learner.tiny_mllama import build_tiny_mllama
 
 TEMPERATURE = 0.7

@@ -27,7 +27,8 @@ from learner.checkpoint import save_hf_policy
 from learner.models import PolicyWithValue, rows_image_inputs
 from learner.ppo import forward_logprobs, sft_loss
 from rollout.config import RolloutConfig
-from rollout.engine import GenerationRequest, HFEngine, Sampling
+from rollout.engine import GenerationRequest, Sampling
+from rollout.hf_engine import HFEngine
 from rollout.images import ImageStore
 from tests.unit.learner.tiny_mllama import build_tiny_mllama
 
